@@ -1,0 +1,54 @@
+"""A tiny name -> object registry shared by metrics, backends and probes.
+
+A new metric/backend/probe is one decorated function or class:
+
+    @metric("accuracy")
+    def accuracy(...): ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from tunecheck.errors import TunecheckError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named objects of one kind, with a helpful error for unknown names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorate(obj: T) -> T:
+            if name in self._items and self._items[name] is not obj:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return decorate
+
+    def get(self, name: str, *, where: str | None = None) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._items, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else None
+            known = ", ".join(sorted(self._items)) or "(none)"
+            raise TunecheckError(
+                f"unknown {self.kind} {name!r}; known: {known}", where=where, hint=hint
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))

@@ -1,0 +1,52 @@
+"""Shared fixtures. The real embedded model is loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: real public data sets (read in place, never copied)."""
+    if not SHARED_DATA.exists():
+        pytest.fail(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """SmolLM2-135M-Instruct as a plain transformers folder (converted once per machine)."""
+    from tunecheck.models.gguf import embedded_model_dir as _dir
+
+    return _dir()
+
+
+@pytest.fixture(scope="session")
+def hf_model_and_tokenizer(embedded_model_dir: Path):
+    """One loaded (model, tokenizer) pair shared by every test that needs the real model.
+
+    Tests must not train or modify it in place; training tests load their own copy.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(embedded_model_dir, dtype=torch.float32)
+    model.eval()
+    return model, tok
+
+
+@pytest.fixture()
+def store_url(tmp_path: Path) -> str:
+    """A fresh SQLite run store for one test."""
+    return f"sqlite:///{tmp_path / 'tunecheck.db'}"
