@@ -27,7 +27,9 @@ def _compile(template: str) -> Any:
     try:
         return env.from_string(template)
     except jinja2.TemplateSyntaxError as err:
-        raise SpecError(f"prompt template does not parse: {err.message}", where=f"line {err.lineno}") from None
+        raise SpecError(
+            f"prompt template does not parse: {err.message}", where=f"line {err.lineno}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class Prompt:
 
     def user_text(self, example: Example) -> str:
         if not isinstance(example.input, str):
-            raise SpecError(f"example {example.id!r} has chat-message input; templates need text input")
+            raise SpecError(
+                f"example {example.id!r} has chat-message input; templates need text input"
+            )
         variables: dict[str, Any] = dict(example.meta)
         variables.update(input=example.input, id=example.id, label=example.label)
         import jinja2

@@ -60,7 +60,9 @@ class ContenderSpec(_Strict):
     model: str
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    options: dict[str, Any] = Field(default_factory=dict, description="backend options (device, dtype, batch_size...)")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="backend options (device, dtype, batch_size...)"
+    )
 
 
 class FieldMap(_Strict):
@@ -106,7 +108,9 @@ class TaskSpec(_Strict):
         if self.primary_metric is None:
             self.primary_metric = self.metrics[0]
         elif self.primary_metric not in self.metrics:
-            raise ValueError(f"primary_metric {self.primary_metric!r} is not one of metrics {self.metrics}")
+            raise ValueError(
+                f"primary_metric {self.primary_metric!r} is not one of metrics {self.metrics}"
+            )
         return self
 
 
@@ -136,7 +140,9 @@ class Thresholds(_Strict):
     warn: float = Field(0.05, ge=0.0, le=1.0)
     fail: float = Field(0.15, ge=0.0, le=1.0)
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    min_gain: float = Field(0.0, ge=0.0, description="smallest task gain (absolute) worth deploying")
+    min_gain: float = Field(
+        0.0, ge=0.0, description="smallest task gain (absolute) worth deploying"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Thresholds:
@@ -193,7 +199,9 @@ class Spec(_Strict):
         elif self.candidate not in names:
             close = difflib.get_close_matches(self.candidate, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"candidate {self.candidate!r} is not a contender{hint}; contenders: {names}")
+            raise ValueError(
+                f"candidate {self.candidate!r} is not a contender{hint}; contenders: {names}"
+            )
         return self
 
     @property
@@ -260,13 +268,15 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
     """Validate spec text; errors name ``source``, the line and the field."""
     try:
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise SpecError(f"not valid YAML: {getattr(err, 'problem', err)}", where=where) from None
     if not isinstance(data, dict):
-        raise SpecError("the spec must be a mapping of keys (contenders, task, probes...)", where=source)
+        raise SpecError(
+            "the spec must be a mapping of keys (contenders, task, probes...)", where=source
+        )
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _positions(node, (), lines)
@@ -288,7 +298,9 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
             if e["type"] == "extra_forbidden":
                 known = _known_fields(Spec, loc)
                 close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-                msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                msg = f"unknown key {loc[-1]!r}" + (
+                    f" (did you mean {close[0]!r}?)" if close else ""
+                )
                 if known:
                     msg += f"; allowed here: {', '.join(known)}"
             messages.append(f"{where}: field `{field}`: {msg}")
@@ -321,7 +333,9 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
                 key, eq, val = extra.partition("=")
                 fixed.append(f"{key}={fix(val)}" if eq and key == "adapter" else extra)
             # only rewrite paths that exist relative to the spec; hub ids stay as written
-            if Path(fixed[0]).exists() or any(Path(f.split("=", 1)[-1]).exists() for f in fixed[1:]):
+            if Path(fixed[0]).exists() or any(
+                Path(f.split("=", 1)[-1]).exists() for f in fixed[1:]
+            ):
                 contender.model = f"{backend}:" + "+".join(fixed)
 
 
@@ -329,7 +343,11 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; relative paths inside are resolved against its folder."""
     path = Path(path)
     if not path.exists():
-        raise SpecError("spec file not found", where=str(path), hint="create one with `tunecheck init`, or run `tunecheck demo` to get an example")
+        raise SpecError(
+            "spec file not found",
+            where=str(path),
+            hint="create one with `tunecheck init`, or run `tunecheck demo` to get an example",
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

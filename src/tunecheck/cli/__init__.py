@@ -7,6 +7,7 @@ message and exit non-zero; ``--debug`` shows the traceback as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -39,7 +40,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """tunecheck: did fine-tuning this language model actually help?"""
@@ -55,10 +58,8 @@ def _register() -> None:
     # imported for their side effect: each module adds its verbs to `app`
     from tunecheck.cli import data_cmds, run_cmds, training_cmds  # noqa: F401
 
-    try:
+    with contextlib.suppress(ImportError):  # the demo verb is optional while being built
         from tunecheck.cli import demo_cmd  # noqa: F401
-    except ImportError:  # pragma: no cover - demo module being built
-        pass
 
 
 _register()
@@ -72,7 +73,9 @@ def main() -> None:
     except TunecheckError as err:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True
+        )
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -52,7 +52,7 @@ __all__ = [
 def split_model_ref(ref: str) -> tuple[str, str]:
     """Split ``"hf:path"`` into ``("hf", "path")``; a bare path means ``hf``."""
     name, sep, target = ref.partition(":")
-    if not sep or name not in _BUILTIN_MODULES and name not in backends:
+    if not sep or (name not in _BUILTIN_MODULES and name not in backends):
         # Windows drive letters and bare paths: default to the local backend
         return "hf", ref
     return name, target
@@ -65,5 +65,7 @@ def load_model(ref: str, **options: Any) -> Model:
         importlib.import_module(_BUILTIN_MODULES[name])
     cls = backends.get(name, where=f"model {ref!r}")
     if not target:
-        raise BackendError(f"model reference {ref!r} names no model", hint="write BACKEND:PATH_OR_NAME")
+        raise BackendError(
+            f"model reference {ref!r} names no model", hint="write BACKEND:PATH_OR_NAME"
+        )
     return cls.from_ref(target, **options)  # type: ignore[attr-defined]

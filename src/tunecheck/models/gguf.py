@@ -43,7 +43,9 @@ def embedded_gguf_path() -> Path:
 def _file_digest(path: Path) -> str:
     # size + mtime + name is enough to invalidate on replacement and avoids hashing 100 MB on every load
     st = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[
+        :16
+    ]
 
 
 def converted_dir(gguf_path: str | Path, *, dtype: str = "float32") -> Path:

@@ -1,0 +1,530 @@
+"""The run store: runs, contenders, examples, the generation cache, scores, training points.
+
+SQLite at ``.tunecheck/tunecheck.db`` by default (WAL journal, so a reader never
+blocks the writer and a killed process loses nothing committed); any SQLAlchemy
+URL through ``--store`` or ``TUNECHECK_STORE`` (PostgreSQL works the same way).
+Every generation is committed the moment it is produced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import sessionmaker
+
+from tunecheck.errors import TunecheckError
+from tunecheck.examples import Example
+from tunecheck.models.base import Generation, LoglikelihoodResult
+from tunecheck.store.schema import (
+    ContenderRow,
+    ExampleRow,
+    GenerationRow,
+    LoglikelihoodRow,
+    OutputRow,
+    RunRow,
+    ScoreRow,
+    TrainingPointRow,
+    utcnow,
+)
+
+#: the Alembic head revision this code expects (a test keeps it equal to the migrations)
+SCHEMA_REVISION = "0001"
+DEFAULT_PATH = Path(".tunecheck") / "tunecheck.db"
+_CHUNK = 500
+
+
+def default_store_url() -> str:
+    """``TUNECHECK_STORE`` if set, else SQLite in ``.tunecheck/`` of the current folder."""
+    return os.environ.get("TUNECHECK_STORE") or f"sqlite:///{DEFAULT_PATH}"
+
+
+def _migrate(engine: Engine) -> None:
+    with engine.connect() as conn:
+        try:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except OperationalError:
+            current = None
+        except Exception:  # other dialects raise their own "no such table"
+            conn.rollback()
+            current = None
+    if current == SCHEMA_REVISION:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class Store:
+    """Typed access to the run store. Create with :func:`open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------------ cache
+    def get_generations(self, model_fp: str, keys: Sequence[str]) -> dict[str, Generation]:
+        """Cached successful generations for ``keys`` (errors are not cache hits)."""
+        found: dict[str, Generation] = {}
+        with self._session() as s:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                rows = s.scalars(
+                    select(GenerationRow).where(
+                        GenerationRow.model_fp == model_fp,
+                        GenerationRow.request_key.in_(chunk),
+                        GenerationRow.error.is_(None),
+                    )
+                )
+                for r in rows:
+                    found[r.request_key] = Generation(
+                        texts=list(r.texts),
+                        prompt_tokens=r.prompt_tokens,
+                        completion_tokens=r.completion_tokens,
+                        cached=True,
+                        **({"meta": dict(r.meta)} if r.meta and _has_meta() else {}),
+                    )
+        return found
+
+    def put_generation(
+        self, model_fp: str, key: str, request: dict[str, Any] | None, generation: Generation
+    ) -> None:
+        """Write one generation now (an error never overwrites a stored answer)."""
+        self.put_generations(model_fp, [(key, request, generation)])
+
+    def put_generations(
+        self, model_fp: str, items: Iterable[tuple[str, dict[str, Any] | None, Generation]]
+    ) -> None:
+        """Write several generations in one transaction."""
+        items = list(items)
+        if not items:
+            return
+        with self._session.begin() as s:
+            existing = {
+                r.request_key: r
+                for r in s.scalars(
+                    select(GenerationRow).where(
+                        GenerationRow.model_fp == model_fp,
+                        GenerationRow.request_key.in_([k for k, _, _ in items]),
+                    )
+                )
+            }
+            for key, request, gen in items:
+                row = existing.get(key)
+                meta = getattr(gen, "meta", None) or None
+                if row is None:
+                    row = GenerationRow(model_fp=model_fp, request_key=key, request=request)
+                    s.add(row)
+                    existing[key] = row
+                elif gen.error is not None and row.error is None:
+                    continue
+                row.texts = list(gen.texts)
+                row.error = gen.error
+                row.meta = meta
+                row.prompt_tokens = gen.prompt_tokens
+                row.completion_tokens = gen.completion_tokens
+                row.created_at = utcnow()
+
+    def get_loglikelihoods(
+        self, model_fp: str, keys: Sequence[str]
+    ) -> dict[str, LoglikelihoodResult]:
+        found: dict[str, LoglikelihoodResult] = {}
+        with self._session() as s:
+            for i in range(0, len(keys), _CHUNK):
+                rows = s.scalars(
+                    select(LoglikelihoodRow).where(
+                        LoglikelihoodRow.model_fp == model_fp,
+                        LoglikelihoodRow.request_key.in_(list(keys[i : i + _CHUNK])),
+                    )
+                )
+                for r in rows:
+                    found[r.request_key] = LoglikelihoodResult(
+                        logprob=r.logprob, is_greedy=r.is_greedy, n_tokens=r.n_tokens
+                    )
+        return found
+
+    def put_loglikelihoods(
+        self, model_fp: str, items: Iterable[tuple[str, dict[str, Any] | None, LoglikelihoodResult]]
+    ) -> None:
+        items = [it for it in items if it[2].error is None]
+        if not items:
+            return
+        with self._session.begin() as s:
+            have = set(
+                s.scalars(
+                    select(LoglikelihoodRow.request_key).where(
+                        LoglikelihoodRow.model_fp == model_fp,
+                        LoglikelihoodRow.request_key.in_([k for k, _, _ in items]),
+                    )
+                )
+            )
+            for key, request, res in items:
+                if key in have:
+                    continue
+                have.add(key)
+                s.add(
+                    LoglikelihoodRow(
+                        model_fp=model_fp,
+                        request_key=key,
+                        request=request,
+                        logprob=float(res.logprob),
+                        is_greedy=bool(res.is_greedy),
+                        n_tokens=int(res.n_tokens),
+                    )
+                )
+
+    def count_generations(self, model_fp: str | None = None) -> int:
+        with self._session() as s:
+            q = select(func.count()).select_from(GenerationRow)
+            if model_fp:
+                q = q.where(GenerationRow.model_fp == model_fp)
+            return int(s.scalar(q) or 0)
+
+    # ------------------------------------------------------------------- runs
+    def create_run(
+        self,
+        *,
+        name: str,
+        spec_hash: str,
+        spec_json: dict[str, Any] | None = None,
+        spec_path: str | None = None,
+        lock_hash: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Register a run in status ``running``; returns its id."""
+        from tunecheck import __version__
+
+        run_id = run_id or uuid.uuid4().hex[:12]
+        with self._session.begin() as s:
+            s.add(
+                RunRow(
+                    id=run_id,
+                    name=name,
+                    spec_hash=spec_hash,
+                    spec_json=spec_json,
+                    spec_path=spec_path,
+                    lock_hash=lock_hash,
+                    tool_version=__version__,
+                    git_commit=_git_commit(),
+                    overrides=overrides or None,
+                )
+            )
+        return run_id
+
+    def add_contender(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        model_ref: str,
+        model_fingerprint: str,
+        prompt_fingerprint: str,
+        role: str,
+    ) -> None:
+        with self._session.begin() as s:
+            s.add(
+                ContenderRow(
+                    run_id=run_id,
+                    name=name,
+                    model_ref=model_ref,
+                    model_fingerprint=model_fingerprint,
+                    prompt_fingerprint=prompt_fingerprint,
+                    role=role,
+                )
+            )
+
+    def add_examples(self, run_id: str, task: str, examples: Sequence[Example]) -> None:
+        with self._session.begin() as s:
+            s.add_all(
+                ExampleRow(
+                    run_id=run_id,
+                    task=task,
+                    example_id=e.id,
+                    input=e.input,
+                    reference=_jsonable(e.reference),
+                    label=e.label,
+                    slices=list(e.slices) or None,
+                )
+                for e in examples
+            )
+
+    def put_outputs(
+        self,
+        run_id: str,
+        contender: str,
+        task: str,
+        rows: Iterable[tuple[str, str, str, Generation]],
+    ) -> None:
+        """Link a run's (contender, task, example) to the generations it used.
+
+        ``rows`` are ``(example_id, model_fp, request_key, generation)``.
+        """
+        with self._session.begin() as s:
+            s.execute(
+                delete(OutputRow).where(
+                    OutputRow.run_id == run_id,
+                    OutputRow.contender == contender,
+                    OutputRow.task == task,
+                )
+            )
+            s.add_all(
+                OutputRow(
+                    run_id=run_id,
+                    contender=contender,
+                    task=task,
+                    example_id=ex_id,
+                    model_fp=fp,
+                    request_key=key,
+                    text=None if gen.error else gen.text,
+                    error=gen.error,
+                )
+                for ex_id, fp, key, gen in rows
+            )
+
+    def outputs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
+        with self._session() as s:
+            q = select(OutputRow).where(OutputRow.run_id == run_id)
+            if task is not None:
+                q = q.where(OutputRow.task == task)
+            return [
+                {
+                    "contender": r.contender,
+                    "task": r.task,
+                    "example_id": r.example_id,
+                    "text": r.text,
+                    "error": r.error,
+                }
+                for r in s.scalars(q.order_by(OutputRow.id))
+            ]
+
+    def put_scores(
+        self,
+        run_id: str,
+        contender: str,
+        task: str,
+        metric: str,
+        scores: Iterable[tuple[str, float]],
+    ) -> None:
+        with self._session.begin() as s:
+            s.execute(
+                delete(ScoreRow).where(
+                    ScoreRow.run_id == run_id,
+                    ScoreRow.contender == contender,
+                    ScoreRow.task == task,
+                    ScoreRow.metric == metric,
+                )
+            )
+            s.add_all(
+                ScoreRow(
+                    run_id=run_id,
+                    contender=contender,
+                    task=task,
+                    metric=metric,
+                    example_id=i,
+                    value=float(v),
+                )
+                for i, v in scores
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        verdict: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._session.begin() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise TunecheckError(f"no run {run_id!r} in the store", where=self.url)
+            row.status = status
+            row.finished_at = utcnow()
+            row.verdict = verdict
+            if result is not None:
+                row.result_json = result
+            row.error = error
+
+    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.created_at.desc()).limit(limit))
+            return [_run_summary(r) for r in rows]
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run with its contenders and stored result; unique id prefixes are accepted."""
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                matches = list(
+                    s.scalars(select(RunRow).where(RunRow.id.startswith(run_id)).limit(2))
+                )
+                if len(matches) != 1:
+                    raise TunecheckError(
+                        f"no run {run_id!r} in the store"
+                        if not matches
+                        else f"run id prefix {run_id!r} is ambiguous",
+                        where=self.url,
+                        hint="list runs with `tunecheck runs`",
+                    )
+                row = matches[0]
+            data = _run_summary(row)
+            data.update(
+                spec=row.spec_json,
+                spec_path=row.spec_path,
+                overrides=row.overrides,
+                result=row.result_json,
+                error=row.error,
+                contenders=[
+                    {
+                        "name": c.name,
+                        "model": c.model_ref,
+                        "model_fingerprint": c.model_fingerprint,
+                        "prompt_fingerprint": c.prompt_fingerprint,
+                        "role": c.role,
+                    }
+                    for c in s.scalars(
+                        select(ContenderRow)
+                        .where(ContenderRow.run_id == row.id)
+                        .order_by(ContenderRow.id)
+                    )
+                ],
+            )
+            return data
+
+    # ------------------------------------------------------------ training
+    def put_training_point(
+        self, run_name: str, step: int, checkpoint: str | None, metrics: dict[str, float]
+    ) -> None:
+        with self._session.begin() as s:
+            s.add(
+                TrainingPointRow(
+                    run_name=run_name, step=int(step), checkpoint=checkpoint, metrics=dict(metrics)
+                )
+            )
+
+    def training_points(self, run_name: str) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(TrainingPointRow)
+                .where(TrainingPointRow.run_name == run_name)
+                .order_by(TrainingPointRow.step, TrainingPointRow.id)
+            )
+            return [
+                {
+                    "step": r.step,
+                    "checkpoint": r.checkpoint,
+                    "metrics": dict(r.metrics),
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _has_meta() -> bool:
+    return "meta" in getattr(Generation, "__dataclass_fields__", {})
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+def _run_summary(r: RunRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "verdict": r.verdict,
+        "created_at": r.created_at.isoformat(timespec="seconds")
+        if isinstance(r.created_at, datetime)
+        else r.created_at,
+        "finished_at": r.finished_at.isoformat(timespec="seconds") if r.finished_at else None,
+        "spec_hash": r.spec_hash,
+        "lock_hash": r.lock_hash,
+        "tool_version": r.tool_version,
+        "git_commit": r.git_commit,
+    }
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+_ENGINES: dict[str, Store] = {}
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating and migrating as needed) the store at ``url``.
+
+    ``url`` defaults to ``TUNECHECK_STORE`` or SQLite under ``.tunecheck/``. A plain
+    file path is accepted and treated as a SQLite database.
+    """
+    url = url or default_store_url()
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    key = url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TunecheckError(
+                f"cannot create the store folder: {err}", where=str(path.parent)
+            ) from None
+        key = f"sqlite:///{path.resolve()}"
+    if key in _ENGINES:
+        return _ENGINES[key]
+    try:
+        engine = create_engine(key, future=True)
+    except Exception as err:
+        raise TunecheckError(
+            f"cannot open the run store: {err}",
+            where=url,
+            hint="pass a SQLAlchemy URL with --store or TUNECHECK_STORE",
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        _migrate(engine)
+    except Exception as err:
+        raise TunecheckError(f"cannot open the run store: {err}", where=url) from None
+    store = Store(engine)
+    _ENGINES[key] = store
+    return store
+
+
+__all__ = ["SCHEMA_REVISION", "Store", "default_store_url", "open_store"]

@@ -1,0 +1,148 @@
+"""Tables of the run store (SQLAlchemy 2 declarative models).
+
+Designed so that every generation is written the moment it is produced: the
+generation cache is keyed by model fingerprint + request key and is independent
+of any run, so a killed run loses nothing already computed and a re-run reuses it.
+Schema changes go through Alembic migrations (``store/migrations``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    spec_path: Mapped[str | None] = mapped_column(Text, default=None)
+    spec_hash: Mapped[str] = mapped_column(String(64), default="")
+    spec_json: Mapped[dict | None] = mapped_column(JSON, default=None)
+    lock_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    tool_version: Mapped[str] = mapped_column(String(32), default="")
+    git_commit: Mapped[str | None] = mapped_column(String(64), default=None)
+    overrides: Mapped[dict | None] = mapped_column(JSON, default=None)
+    verdict: Mapped[str | None] = mapped_column(String(16), default=None)
+    result_json: Mapped[dict | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ContenderRow(Base):
+    __tablename__ = "contenders"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model_ref: Mapped[str] = mapped_column(Text)
+    model_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    prompt_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="baseline")
+
+
+class ExampleRow(Base):
+    __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("run_id", "task", "example_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    example_id: Mapped[str] = mapped_column(String(200))
+    input: Mapped[object] = mapped_column(JSON)
+    reference: Mapped[object | None] = mapped_column(JSON, default=None)
+    label: Mapped[str | None] = mapped_column(Text, default=None)
+    slices: Mapped[list | None] = mapped_column(JSON, default=None)
+
+
+class GenerationRow(Base):
+    """The generation cache: one row per (model fingerprint, request key)."""
+
+    __tablename__ = "generations"
+    __table_args__ = (UniqueConstraint("model_fp", "request_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_fp: Mapped[str] = mapped_column(String(64))
+    request_key: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict | None] = mapped_column(JSON, default=None)
+    texts: Mapped[list] = mapped_column(JSON, default=list)
+    meta: Mapped[dict | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoglikelihoodRow(Base):
+    __tablename__ = "loglikelihoods"
+    __table_args__ = (UniqueConstraint("model_fp", "request_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_fp: Mapped[str] = mapped_column(String(64))
+    request_key: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict | None] = mapped_column(JSON, default=None)
+    logprob: Mapped[float] = mapped_column(Float)
+    is_greedy: Mapped[bool] = mapped_column(default=False)
+    n_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutputRow(Base):
+    """Which cached generation a run used for a (contender, task, example)."""
+
+    __tablename__ = "outputs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "contender", "task", "example_id"),
+        Index("ix_outputs_run_task", "run_id", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    contender: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(200))
+    example_id: Mapped[str] = mapped_column(String(200))
+    model_fp: Mapped[str] = mapped_column(String(64))
+    request_key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ScoreRow(Base):
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("run_id", "contender", "task", "metric", "example_id"),
+        Index("ix_scores_run_task", "run_id", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    contender: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(100))
+    example_id: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class TrainingPointRow(Base):
+    __tablename__ = "training_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_name: Mapped[str] = mapped_column(String(200), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
