@@ -72,6 +72,8 @@ class Generation:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached: bool = False
+    #: backend extras kept with the answer (e.g. class probabilities of a classifier)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
