@@ -1,0 +1,144 @@
+"""The metric registry and the score object every metric returns.
+
+A metric is one decorated function::
+
+    @metric("exact_match")
+    def exact_match(outputs: list[str], examples: list[Example], ctx: ScoringContext) -> MetricScores:
+        ...
+
+It receives only the outputs the backend answered (errored examples are filtered
+out by :func:`tunecheck.metrics.score_outputs`), aligned with ``examples``, and
+returns per-example scores plus the corpus aggregate. Corpus-level metrics also
+carry what is needed to recompute them on a resample (see :class:`ClassCodes` and
+:class:`AdditiveStats`), so the paired bootstrap never has to call the metric again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tunecheck.examples import Example
+from tunecheck.registry import Registry
+from tunecheck.spec import ParserSpec
+
+MetricKind = Literal["binary", "continuous", "corpus"]
+
+MetricFn = Callable[[Sequence[str], Sequence[Example], "ScoringContext"], "MetricScores"]
+
+METRICS: Registry[MetricFn] = Registry("metric")
+metric = METRICS.register
+"""Decorator registering a metric under a name: ``@metric("macro_f1")``."""
+
+
+@dataclass
+class ClassCodes:
+    """Integer-coded classification outcomes: enough to recompute macro-F1 on any resample.
+
+    ``predictions`` is ``-1`` where the output mapped to no label (invalid: always
+    wrong, and not a class of its own in the macro average).
+    """
+
+    predictions: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+    def take(self, idx: np.ndarray) -> ClassCodes:
+        return ClassCodes(self.predictions[idx], self.labels[idx], self.classes)
+
+
+@dataclass
+class AdditiveStats:
+    """Per-example sufficient statistics whose column sums determine a corpus metric.
+
+    ``score`` maps summed statistics of shape ``(B, k)`` to ``B`` metric values, so a
+    resample is a weighted sum (chrF, BLEU, corpus precision/recall...).
+    """
+
+    stats: np.ndarray
+    score: Callable[[np.ndarray], np.ndarray]
+
+    def take(self, idx: np.ndarray) -> AdditiveStats:
+        return AdditiveStats(self.stats[idx], self.score)
+
+
+@dataclass
+class MetricScores:
+    """One metric for one contender on one task.
+
+    ``per_example`` (float) is aligned with ``example_ids``. ``kind`` tells the
+    statistics which paired test fits: ``binary`` (0/1 per example: McNemar),
+    ``continuous`` (sign-flip permutation) or ``corpus`` (the aggregate is not a
+    mean of ``per_example``: resampled through ``corpus``). ``details`` holds
+    JSON-ready extras (per-class scores, confusion matrix, invalid count...).
+    """
+
+    name: str
+    value: float
+    per_example: np.ndarray
+    example_ids: list[str]
+    kind: MetricKind
+    details: dict[str, Any] = field(default_factory=dict)
+    corpus: ClassCodes | AdditiveStats | None = None
+
+    def __post_init__(self) -> None:
+        self.per_example = np.asarray(self.per_example, dtype=float)
+        if len(self.per_example) != len(self.example_ids):
+            raise ValueError(
+                f"metric {self.name!r}: {len(self.per_example)} scores for "
+                f"{len(self.example_ids)} example ids"
+            )
+        if self.kind == "corpus" and self.corpus is None:
+            raise ValueError(f"corpus metric {self.name!r} needs `corpus` data to be resampled")
+
+    @property
+    def n(self) -> int:
+        return len(self.example_ids)
+
+    def subset(self, ids: Sequence[str]) -> MetricScores:
+        """The same metric restricted to ``ids`` (in that order), value recomputed."""
+        pos = {eid: i for i, eid in enumerate(self.example_ids)}
+        idx = np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))
+        corpus = self.corpus.take(idx) if self.corpus is not None else None
+        per_example = self.per_example[idx]
+        return MetricScores(
+            name=self.name,
+            value=corpus_value(per_example, corpus),
+            per_example=per_example,
+            example_ids=list(ids),
+            kind=self.kind,
+            details={},
+            corpus=corpus,
+        )
+
+
+def corpus_value(per_example: np.ndarray, corpus: ClassCodes | AdditiveStats | None) -> float:
+    """The aggregate of a metric: mean of per-example scores, or the corpus recomputation."""
+    if len(per_example) == 0:
+        return float("nan")
+    if corpus is None:
+        return float(np.mean(per_example))
+    if isinstance(corpus, ClassCodes):
+        from tunecheck.metrics.classification import macro_f1_codes
+
+        return macro_f1_codes(corpus.predictions, corpus.labels, len(corpus.classes))
+    return float(corpus.score(corpus.stats.sum(axis=0, keepdims=True))[0])
+
+
+@dataclass
+class ScoringContext:
+    """What a metric may need besides outputs and examples; parsed values are cached here."""
+
+    parser: ParserSpec
+    labels: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Compute once per scoring call (e.g. parsed predictions shared by accuracy and F1)."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
