@@ -1,0 +1,835 @@
+"""The ``openai`` backend: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, TGI, hosted APIs).
+
+Reference: ``openai:MODEL@BASE_URL``, e.g. ``openai:Qwen/Qwen2.5-0.5B@http://127.0.0.1:8000/v1``.
+
+Requests go out concurrently over one ``httpx.AsyncClient``. The number in flight
+adapts to the server: it is halved on HTTP 429 and grows by one after a window of
+successes (AIMD), never above ``concurrency``. Throttling, server errors, timeouts
+and dropped connections are retried with exponential backoff and full jitter
+(``Retry-After`` is honoured). A request that still fails comes back as
+``Generation(texts=[], error=...)``: counted and reported separately, never scored.
+
+The API key is read from the environment variable named by ``api_key_env`` when a
+client is built; it is never kept on the object, put in the fingerprint, or
+written to an error message (server replies that echo it are scrubbed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tunecheck.errors import BackendError
+from tunecheck.models.base import (
+    Generation,
+    GenerationRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Model,
+    Progress,
+    backend,
+)
+
+T = TypeVar("T")
+
+_REF = re.compile(r"^(?P<model>.+)@(?P<url>https?://\S+)$")
+ENDPOINTS = ("chat", "completions")
+# OpenAI rejects more than 4 stop sequences; the rest are applied client-side
+_MAX_SERVER_STOPS = 4
+_RETRY_AFTER_CAP = 120.0
+_FATAL_FIRST = (401, 403, 404)
+_OPTIONS = (
+    "api_key_env",
+    "endpoint",
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "backoff_base",
+    "backoff_max",
+    "extra_body",
+    "headers",
+    "base_url",
+)
+
+
+@dataclass
+class RequestStats:
+    """Counters for everything the backend sent (cumulative over the model's life)."""
+
+    requests: int = 0
+    """logical requests finished (one per generate/loglikelihood request)"""
+    ok: int = 0
+    errors: int = 0
+    http_calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    """HTTP 429 answers"""
+    server_errors: int = 0
+    """HTTP 5xx answers"""
+    timeouts: int = 0
+    dropped: int = 0
+    """connection errors: refused, reset, closed mid-response"""
+    concurrency_min: int = 0
+    """lowest concurrency limit the AIMD controller went down to"""
+    concurrency_changes: list[int] = field(default_factory=list)
+    """successive concurrency limits (the first is the starting one; capped length)"""
+
+
+class AdaptiveConcurrency:
+    """An asyncio semaphore whose limit follows AIMD.
+
+    ``on_throttle`` halves the limit once per congestion event: a 429 from a
+    request that was admitted before the last halving belongs to the same event
+    and does not halve again. ``on_success`` adds one after ``limit`` successes in
+    a row. Waiters are served first-in, first-out. Bound to one event loop.
+    """
+
+    def __init__(self, maximum: int, start: int | None = None, minimum: int = 1) -> None:
+        self.maximum = maximum
+        self.minimum = max(1, min(minimum, maximum))
+        self.limit = max(self.minimum, min(start or maximum, maximum))
+        self.lowest = self.limit
+        self.history: list[int] = [self.limit]
+        self._in_flight = 0
+        self._successes = 0
+        self._epoch = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> int:
+        """Wait for a slot; returns the congestion epoch the request was admitted in."""
+        if self._in_flight < self.limit and not self._waiters:
+            self._in_flight += 1
+            return self._epoch
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled
+            raise
+        return self._epoch
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def on_throttle(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            return
+        self._epoch += 1
+        self._successes = 0
+        new = max(self.minimum, self.limit // 2)
+        if new != self.limit:
+            self.limit = new
+            self._record()
+
+    def on_success(self) -> None:
+        self._successes += 1
+        if self._successes >= self.limit and self.limit < self.maximum:
+            self._successes = 0
+            self.limit += 1
+            self._record()
+            self._wake()
+
+    def _record(self) -> None:
+        self.lowest = min(self.lowest, self.limit)
+        if len(self.history) < 10_000:
+            self.history.append(self.limit)
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.limit:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self._in_flight += 1
+                fut.set_result(None)
+
+
+class _Failure(Exception):
+    """One HTTP request that did not succeed; ``status`` is set for HTTP errors."""
+
+    def __init__(self, message: str, status: int | None = None, connect: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.connect = connect
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return min(_RETRY_AFTER_CAP, max(0.0, float(ms) / 1000))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(_RETRY_AFTER_CAP, max(0.0, float(value)))
+    except ValueError:
+        pass
+    import email.utils
+    import time
+
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(_RETRY_AFTER_CAP, max(0.0, when - time.time()))
+
+
+def _server_message(resp: Any) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the start of the body."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        if err:
+            return str(err)[:300]
+    return resp.text[:300].strip() or resp.reason_phrase
+
+
+def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def _positive(name: str, value: Any, kind: type, minimum: float) -> Any:
+    try:
+        out = kind(value)
+    except (TypeError, ValueError):
+        raise BackendError(
+            f"option {name}={value!r} is not a number", where=f"options.{name}"
+        ) from None
+    if out < minimum:
+        raise BackendError(
+            f"option {name} must be >= {minimum}, got {value!r}", where=f"options.{name}"
+        )
+    return out
+
+
+@backend("openai")
+class OpenAIModel(Model):
+    """A model behind an OpenAI-compatible HTTP API.
+
+    Args:
+        model: the model name sent in every request.
+        base_url: the API root, usually ending in ``/v1``.
+        api_key_env: NAME of the environment variable holding the key (no key is sent if None).
+        endpoint: ``"chat"`` or ``"completions"``; by default chat for message prompts
+            and completions for raw-text prompts.
+        concurrency: most requests in flight (the adaptive limit never exceeds it).
+        timeout: seconds for one HTTP request, from sending to the last byte.
+        max_retries: retries after the first attempt for 429, 5xx, timeouts, dropped connections.
+        backoff_base, backoff_max: the backoff before retry ``k`` is uniform in
+            ``[0, min(backoff_max, backoff_base * 2**k)]`` (full jitter) unless the server says when.
+        extra_body: merged into every request body (e.g. ``{"top_k": 1}``).
+        headers: extra HTTP headers.
+
+    ``generate`` and ``loglikelihood`` are synchronous. Called inside a running event
+    loop (Jupyter, an async app) they run on a worker thread with a loop of their own
+    and block the caller until done; ``await model.agenerate(...)`` avoids the block.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str | None = None,
+        endpoint: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        extra_body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not model:
+            raise BackendError("no model name given", hint="write openai:MODEL@BASE_URL")
+        base_url = str(base_url).rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", base_url):
+            raise BackendError(
+                f"base URL {base_url!r} is not an http(s) URL",
+                hint="e.g. openai:my-model@http://127.0.0.1:8000/v1",
+            )
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise BackendError(
+                f"endpoint must be one of {', '.join(ENDPOINTS)}, got {endpoint!r}",
+                where="options.endpoint",
+            )
+        if api_key_env is not None:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(api_key_env)):
+                # someone pasted the key itself: do not echo it back
+                raise BackendError(
+                    "api_key_env must be the NAME of an environment variable, not the key",
+                    where="options.api_key_env",
+                    hint="export MY_API_KEY=... and write api_key_env: MY_API_KEY",
+                )
+            if not os.environ.get(api_key_env):
+                raise BackendError(
+                    f"environment variable {api_key_env} is not set (it should hold the API key for {base_url})",
+                    where="options.api_key_env",
+                    hint=f"export {api_key_env}=... before running",
+                )
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.endpoint = endpoint
+        self.concurrency = _positive("concurrency", concurrency, int, 1)
+        self.timeout = _positive("timeout", timeout, float, 0.001)
+        self.max_retries = _positive("max_retries", max_retries, int, 0)
+        self.backoff_base = _positive("backoff_base", backoff_base, float, 0.0)
+        self.backoff_max = _positive("backoff_max", backoff_max, float, 0.0)
+        self.extra_body = dict(extra_body or {})
+        self.headers = dict(headers or {})
+        self.stats = RequestStats(concurrency_min=self.concurrency)
+        self.stats.concurrency_changes.append(self.concurrency)
+        self._limit = self.concurrency  # the adaptive limit, carried from one call to the next
+        self._fingerprint: str | None = None
+        self._served: list[str] | None = None
+        self._verified = False
+        self._n_supported: bool | None = None
+        self._ll_max_tokens = 0
+        self._ll_checked = False
+
+    @classmethod
+    def from_ref(cls, target: str, **options: Any) -> OpenAIModel:
+        """Build from ``MODEL@BASE_URL`` (or ``MODEL`` with a ``base_url`` option)."""
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise BackendError(
+                f"unknown option(s) for the openai backend: {', '.join(unknown)}",
+                where="options",
+                hint=f"known: {', '.join(_OPTIONS)}",
+            )
+        base_url = options.pop("base_url", None)
+        m = _REF.match(target)
+        if m:
+            model, base_url = m["model"], m["url"]
+        else:
+            model = target
+        if not base_url:
+            raise BackendError(
+                f"model reference openai:{target} names no server",
+                hint="write openai:MODEL@http://HOST:PORT/v1",
+            )
+        return cls(model, base_url, **options)
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r}, "
+            f"endpoint={self.endpoint!r}, api_key_env={self.api_key_env!r})"
+        )
+
+    # -- identity -----------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of base URL + model name + the served model id (asked once from ``/models``)."""
+        if self._fingerprint is None:
+            served = self._served_identity()
+            payload = json.dumps([self.base_url, self.model, served], ensure_ascii=False)
+            self._fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return self._fingerprint
+
+    def _served_identity(self) -> str:
+        import httpx
+
+        try:
+            resp = httpx.get(
+                f"{self.base_url}/models", headers=self._headers(), timeout=min(self.timeout, 30.0)
+            )
+        except httpx.HTTPError as err:
+            raise BackendError(
+                f"no OpenAI-compatible server answers at {self.base_url} ({type(err).__name__})",
+                hint="start the server or fix the base URL in the model reference",
+            ) from None
+        if resp.status_code in (401, 403):
+            raise self._auth_error(resp.status_code, self._scrub(_server_message(resp)))
+        if resp.status_code != 200:
+            return self.model  # servers without /models: the name is all we know
+        try:
+            entries = [e for e in resp.json().get("data", []) if isinstance(e, dict) and "id" in e]
+        except (ValueError, AttributeError):
+            return self.model
+        self._served = [str(e["id"]) for e in entries]
+        match = [e for e in entries if e["id"] == self.model]
+        if not match and len(entries) == 1:
+            match = entries  # single-model servers (llama.cpp) answer whatever name is sent
+        if not match:
+            return self.model
+        # vLLM's `root` names the weights behind a served alias
+        return json.dumps([str(match[0]["id"]), str(match[0].get("root") or "")])
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.headers}
+        key = self._key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        key = self._key()
+        return text.replace(key, "***") if key and key in text else text
+
+    def _auth_error(self, status: int, detail: str) -> BackendError:
+        if self.api_key_env:
+            hint = f"check the key in the environment variable {self.api_key_env}"
+        else:
+            hint = "this server needs a key: set option api_key_env to the NAME of the variable holding it"
+        return BackendError(
+            f"{self.base_url} refused the request for model {self.model!r} "
+            f"(HTTP {status}: {detail})",
+            hint=hint,
+        )
+
+    def _client(self) -> Any:
+        import httpx
+
+        # the adaptive limiter bounds requests in flight; the pool only needs to keep them alive
+        limits = httpx.Limits(
+            max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency + 8
+        )
+        return httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers=self._headers(),
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            limits=limits,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
+
+    def _run_sync(self, factory: Callable[[], Awaitable[T]]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(factory())  # type: ignore[arg-type]
+        # inside a running loop we cannot block on our own I/O: use a thread with its own loop
+        with ThreadPoolExecutor(1, thread_name_prefix="tunecheck-openai") as pool:
+            return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
+
+    async def _post(
+        self, client: Any, limiter: AdaptiveConcurrency, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """POST with retries; returns the JSON answer or raises :class:`_Failure`."""
+        import httpx
+
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        stats = self.stats
+        last = _Failure("no attempt made")
+        for attempt in range(self.max_retries + 1):
+            delay: float | None = None
+            epoch = await limiter.acquire()
+            stats.http_calls += 1
+            try:
+                async with asyncio.timeout(self.timeout):
+                    resp = await client.post(path, content=content)
+            except (TimeoutError, httpx.TimeoutException):
+                stats.timeouts += 1
+                last = _Failure(f"timed out after {self.timeout:g} s")
+            except httpx.TransportError as err:
+                stats.dropped += 1
+                last = _Failure(
+                    f"connection error ({type(err).__name__}: {err})",
+                    connect=isinstance(err, httpx.ConnectError),
+                )
+            else:
+                status = resp.status_code
+                if status == 200:
+                    try:
+                        data = resp.json()
+                    except ValueError:
+                        last = _Failure("the server sent a response that is not JSON", status)
+                    else:
+                        limiter.on_success()
+                        return data if isinstance(data, dict) else {"_": data}
+                elif status == 429:
+                    stats.throttled += 1
+                    limiter.on_throttle(epoch)
+                    delay = _retry_after(resp.headers)
+                    last = _Failure(f"HTTP 429 (rate limited): {_server_message(resp)}", status)
+                elif status >= 500 or status == 408:
+                    stats.server_errors += 1
+                    delay = _retry_after(resp.headers)
+                    last = _Failure(f"HTTP {status}: {_server_message(resp)}", status)
+                else:
+                    # a client error will not go away by asking again
+                    raise _Failure(f"HTTP {status}: {_server_message(resp)}", status)
+            finally:
+                limiter.release()
+            if attempt < self.max_retries:
+                stats.retries += 1
+                await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
+        if self.max_retries:
+            last.message = f"failed after {self.max_retries + 1} attempts: {last.message}"
+        raise last
+
+    async def _map(
+        self,
+        items: Sequence[Any],
+        one: Callable[[Any, AdaptiveConcurrency, Any], Awaitable[T]],
+        on_failure: Callable[[Any, _Failure, bool], T],
+        progress: Progress | None,
+        solo_first: bool,
+    ) -> list[T]:
+        """Run ``one(item)`` for every item concurrently, results in input order.
+
+        With ``solo_first`` the first item goes alone, so a wrong key, model, URL or a
+        server without a needed feature fails once, clearly, instead of N times.
+        """
+        results: list[Any] = [None] * len(items)
+        if not items:
+            return results
+        limiter = AdaptiveConcurrency(self.concurrency, start=self._limit)
+        async with self._client() as client:
+
+            async def run(i: int, first: bool) -> None:
+                try:
+                    results[i] = await one(items[i], limiter, client)
+                except _Failure as failure:
+                    failure.message = self._scrub(failure.message)
+                    results[i] = on_failure(items[i], failure, first)
+                if progress is not None:
+                    progress(1)
+
+            tasks: list[asyncio.Task[None]] = []
+            try:
+                start = 0
+                if solo_first:
+                    await run(0, not self._verified)
+                    self._verified = True
+                    start = 1
+                tasks = [asyncio.create_task(run(i, False)) for i in range(start, len(items))]
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # a BackendError (or Ctrl-C) ends the whole call: stop what is still in flight
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            finally:
+                self._limit = limiter.limit
+                self.stats.concurrency_min = min(self.stats.concurrency_min, limiter.lowest)
+                changes = self.stats.concurrency_changes
+                changes.extend(limiter.history[1:][: max(0, 10_000 - len(changes))])
+        return results
+
+    def _check_fatal(self, failure: _Failure, path: str) -> None:
+        """On the first request: a refused key, unknown model or wrong URL raises."""
+        if failure.status in (401, 403):
+            raise self._auth_error(failure.status, failure.message)
+        if failure.status == 404:
+            served = f"; served models: {', '.join(self._served)}" if self._served else ""
+            if "model" in failure.message.lower() or (
+                self._served and self.model not in self._served
+            ):
+                raise BackendError(
+                    f"model {self.model!r} not found at {self.base_url} ({failure.message}){served}",
+                    hint="use a model name the server lists under /models",
+                )
+            raise BackendError(
+                f"{self.base_url}/{path} does not exist ({failure.message})",
+                hint="OpenAI-compatible base URLs usually end in /v1",
+            )
+        if failure.connect:
+            raise BackendError(
+                f"no OpenAI-compatible server answers at {self.base_url} ({failure.message})",
+                hint="start the server or fix the base URL in the model reference",
+            )
+
+    def _count(self, ok: bool) -> None:
+        self.stats.requests += 1
+        if ok:
+            self.stats.ok += 1
+        else:
+            self.stats.errors += 1
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _route(self, prompt: Any) -> tuple[str, str, Any]:
+        """(endpoint, path, prompt payload) for one prompt."""
+        endpoint = self.endpoint or ("completions" if isinstance(prompt, str) else "chat")
+        if endpoint == "chat":
+            messages = (
+                [{"role": "user", "content": prompt}]
+                if isinstance(prompt, str)
+                else [dict(m) for m in prompt]
+            )
+            return endpoint, "chat/completions", messages
+        if not isinstance(prompt, str):
+            raise BackendError(
+                "endpoint 'completions' cannot send chat messages",
+                where="options.endpoint",
+                hint="use endpoint: chat, or render the prompt as plain text (prompt chat: false)",
+            )
+        return endpoint, "completions", prompt
+
+    def _body(self, endpoint: str, payload: Any, req: GenerationRequest, n: int, seed: int) -> dict:
+        p = req.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages" if endpoint == "chat" else "prompt": payload,
+            "max_tokens": p.max_new_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "seed": seed,
+        }
+        if n > 1:
+            body["n"] = n
+        if p.stop:
+            body["stop"] = list(p.stop[:_MAX_SERVER_STOPS])
+        body.update(self.extra_body)
+        return body
+
+    @staticmethod
+    def _texts(endpoint: str, data: dict[str, Any]) -> list[str]:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _Failure("the server answered without choices")
+        choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        out = []
+        for c in choices:
+            if endpoint == "chat":
+                text = ((c.get("message") or {}).get("content")) or ""
+            else:
+                text = c.get("text") or ""
+            out.append(str(text))
+        return out
+
+    async def _generate_one(
+        self, req: GenerationRequest, limiter: AdaptiveConcurrency, client: Any
+    ) -> Generation:
+        endpoint, path, payload = self._route(req.prompt)
+        p = req.params
+        want = max(1, p.n)
+        texts: list[str] = []
+        prompt_tokens: int | None = None
+        completion_tokens: int | None = None
+
+        def account(data: dict[str, Any]) -> None:
+            nonlocal prompt_tokens, completion_tokens
+            usage = data.get("usage")
+            if isinstance(usage, dict):
+                if prompt_tokens is None and isinstance(usage.get("prompt_tokens"), int):
+                    prompt_tokens = usage["prompt_tokens"]
+                if isinstance(usage.get("completion_tokens"), int):
+                    completion_tokens = (completion_tokens or 0) + usage["completion_tokens"]
+
+        if want == 1 or self._n_supported is not False:
+            data = await self._post(
+                client, limiter, path, self._body(endpoint, payload, req, want, p.seed)
+            )
+            texts = self._texts(endpoint, data)[:want]
+            account(data)
+            if want > 1:
+                self._n_supported = len(texts) >= want
+        if len(texts) < want:
+            # the server ignored `n`: ask for the missing samples one by one, each with its own seed
+            extra = await asyncio.gather(
+                *(
+                    self._post(
+                        client, limiter, path, self._body(endpoint, payload, req, 1, p.seed + i)
+                    )
+                    for i in range(len(texts), want)
+                ),
+                return_exceptions=True,
+            )
+            for data in extra:
+                if isinstance(data, BaseException):
+                    raise data
+                texts.append(self._texts(endpoint, data)[0])
+                account(data)
+        if p.stop:
+            texts = [_truncate_at_stop(t, p.stop) for t in texts]
+        self._count(True)
+        return Generation(
+            texts=texts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    async def agenerate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[Generation]:
+        """Async :meth:`generate`, for callers already inside an event loop."""
+        for req in requests:
+            self._route(req.prompt)  # a misconfigured endpoint fails before anything is sent
+
+        def failed(req: GenerationRequest, failure: _Failure, first: bool) -> Generation:
+            if first:
+                self._check_fatal(failure, self._route(req.prompt)[1])
+            self._count(False)
+            return Generation(texts=[], error=failure.message)
+
+        return await self._map(
+            list(requests), self._generate_one, failed, progress, solo_first=not self._verified
+        )
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[Generation]:
+        """Answer every request, in order; ``progress(1)`` is called as each one finishes.
+
+        Requests that fail after all retries (or at once, for 4xx other than 429)
+        come back with ``error`` set. Raises :class:`BackendError` only when the very
+        first request shows the setup is wrong: key refused (401/403), model or URL
+        unknown (404), or no server at the base URL.
+        """
+        return self._run_sync(lambda: self.agenerate(requests, progress))
+
+    # -- log-likelihood ------------------------------------------------------------------
+
+    def _no_logprobs(self, purpose: str | None, detail: str) -> BackendError:
+        self.supports_loglikelihood = False
+        needs = purpose or "log-likelihood scoring"
+        return BackendError(
+            f"the server at {self.base_url} (model {self.model!r}) returns no prompt "
+            f"log-probabilities ({detail}), which {needs} needs",
+            hint="score it by generated answer instead (probe option `mode: generate`), "
+            "or serve the model with a server that echoes prompt logprobs (e.g. vLLM)",
+        )
+
+    def _score(
+        self, req: LoglikelihoodRequest, data: dict[str, Any], prompt: str, purpose: str | None
+    ) -> LoglikelihoodResult:
+        choices = data.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        lp = choice.get("logprobs")
+        if not isinstance(lp, dict) or not lp.get("token_logprobs"):
+            raise self._no_logprobs(purpose, "the completions answer has no logprobs")
+        text = choice.get("text")
+        if isinstance(text, str) and not text.startswith(prompt):
+            raise self._no_logprobs(purpose, "the server ignores echo")
+        tokens = lp.get("tokens") or []
+        values = lp["token_logprobs"]
+        offsets = lp.get("text_offset")
+        if not offsets:
+            offsets, pos = [], 0
+            for tok in tokens:
+                offsets.append(pos)
+                pos += len(tok)
+        top = lp.get("top_logprobs") or [None] * len(values)
+        ctx_end, end = len(req.context), len(prompt)
+        # tokens starting at or after the end of the prompt were generated (max_tokens=1 fallback)
+        last = next((i for i, o in enumerate(offsets) if o >= end), len(offsets))
+        # the continuation starts with the token holding its first character; a token
+        # straddling the boundary counts as continuation
+        first = max((i for i, o in enumerate(offsets[:last]) if o <= ctx_end), default=0)
+        if not req.continuation:
+            first = last
+        total, greedy = 0.0, True
+        for i in range(first, last):
+            value = values[i]
+            if value is None:
+                raise _Failure("no log-probability for the first token (is the context empty?)")
+            total += float(value)
+            options = top[i] if i < len(top) else None
+            if isinstance(options, dict) and options:
+                greedy = greedy and float(value) >= max(float(v) for v in options.values()) - 1e-6
+            else:
+                greedy = False
+        return LoglikelihoodResult(logprob=total, is_greedy=greedy, n_tokens=last - first)
+
+    async def _loglikelihood_one(
+        self,
+        req: LoglikelihoodRequest,
+        limiter: AdaptiveConcurrency,
+        client: Any,
+        purpose: str | None,
+    ) -> LoglikelihoodResult:
+        prompt = req.context + req.continuation
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "echo": True,
+            "logprobs": 1,
+            "temperature": 0.0,
+            **self.extra_body,
+        }
+        while True:
+            body["max_tokens"] = self._ll_max_tokens
+            try:
+                data = await self._post(client, limiter, "completions", body)
+            except _Failure as failure:
+                if failure.status == 400 and not self._ll_checked:
+                    if self._ll_max_tokens == 0:
+                        self._ll_max_tokens = 1  # OpenAI-style servers want at least one token
+                        continue
+                    raise self._no_logprobs(
+                        purpose, f"echo with logprobs refused: {failure.message}"
+                    ) from None
+                raise
+            result = self._score(req, data, prompt, purpose)
+            self._ll_checked = True
+            self.supports_loglikelihood = True
+            self._count(True)
+            return result
+
+    async def aloglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        progress: Progress | None = None,
+        purpose: str | None = None,
+    ) -> list[LoglikelihoodResult]:
+        """Async :meth:`loglikelihood`."""
+        if self.supports_loglikelihood is False and self._ll_checked is False and requests:
+            raise self._no_logprobs(purpose, "found on an earlier request")
+
+        def failed(
+            req: LoglikelihoodRequest, failure: _Failure, first: bool
+        ) -> LoglikelihoodResult:
+            if first:
+                self._check_fatal(failure, "completions")
+            self._count(False)
+            return LoglikelihoodResult(logprob=math.nan, error=failure.message)
+
+        async def one(
+            req: LoglikelihoodRequest, limiter: AdaptiveConcurrency, client: Any
+        ) -> LoglikelihoodResult:
+            return await self._loglikelihood_one(req, limiter, client, purpose)
+
+        solo = not self._verified or not self._ll_checked
+        return await self._map(list(requests), one, failed, progress, solo_first=solo)
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        progress: Progress | None = None,
+        purpose: str | None = None,
+    ) -> list[LoglikelihoodResult]:
+        """log P(continuation | context) from the completions endpoint's prompt logprobs.
+
+        Sends ``echo=True, logprobs=1, max_tokens=0`` (vLLM style; falls back to
+        ``max_tokens=1`` when the server insists, ignoring the generated token).
+        A server that returns no prompt log-probabilities raises :class:`BackendError`
+        naming ``purpose`` (e.g. the probe that needs them) and sets
+        ``supports_loglikelihood`` to False. Failed requests come back with ``error``
+        set and ``logprob`` NaN.
+        """
+        return self._run_sync(lambda: self.aloglikelihood(requests, progress, purpose))
