@@ -1,0 +1,141 @@
+"""Parse answers out of generated text: numbers, multiple-choice letters, words, number lists.
+
+Every parser returns ``None`` when it cannot find an answer; the caller scores that as
+wrong and counts it as invalid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# a number with optional sign, thousands separators and decimals: -1,234.5  12  .5
+_NUMBER = r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
+_NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})")
+_FRACTION_RE = re.compile(r"(?<![\w.])([-−]?\d+)\s*/\s*(\d+)(?![\d.])")
+_FINAL_MARKERS = (
+    re.compile(rf"####\s*\$?\s*({_NUMBER})"),
+    re.compile(rf"\\boxed\{{\s*\$?({_NUMBER})"),
+    re.compile(rf"answer\s*(?:is|:|=)?\s*[:=]?\s*\**\s*\$?\s*({_NUMBER})", re.IGNORECASE),
+)
+
+
+def _to_float(token: str) -> float | None:
+    token = token.replace(",", "").replace("−", "-")
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def parse_number(text: str) -> float | None:
+    """The final numeric answer in ``text``.
+
+    An explicit marker wins (``#### 18``, ``\\boxed{18}``, ``answer is 18``, the last one);
+    otherwise the last number. Thousands separators, currency signs and trailing units
+    ("$1,234.50", "18 dollars", "45%", "3 km") are tolerated; a plain fraction ``3/4``
+    counts as 0.75 when it is the last number.
+    """
+    if not text:
+        return None
+    for marker in _FINAL_MARKERS:
+        found = marker.findall(text)
+        if found:
+            return _to_float(found[-1])
+    numbers = list(_NUMBER_RE.finditer(text))
+    fractions = list(_FRACTION_RE.finditer(text))
+    if fractions and (not numbers or fractions[-1].end() >= numbers[-1].end()):
+        num, den = fractions[-1].groups()
+        if int(den) != 0:
+            return int(num.replace("−", "-")) / int(den)
+    if not numbers:
+        return None
+    return _to_float(numbers[-1].group())
+
+
+def numbers_match(predicted: float | None, reference: float | str | None) -> bool:
+    """Equality with a relative tolerance of 1e-6 (so 18 == 18.0 and 0.1+0.2 == 0.3)."""
+    if predicted is None or reference is None:
+        return False
+    ref = parse_number(reference) if isinstance(reference, str) else float(reference)
+    if ref is None:
+        return False
+    return math.isclose(predicted, ref, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def parse_numbers(text: str) -> list[float]:
+    """Every number in ``text``, in order (for list answers such as a sorted sequence)."""
+    return [v for v in (_to_float(m.group()) for m in _NUMBER_RE.finditer(text)) if v is not None]
+
+
+def parse_letter(text: str, n_choices: int, choices: Sequence[str] | None = None) -> int | None:
+    """The 0-based index of the multiple-choice letter chosen in ``text``.
+
+    Accepts "B", "(B)", "B.", "B) Paris", "The answer is B", "Answer: b", "**B**". When no
+    letter is found and ``choices`` are given, a response that contains exactly one of the
+    choice texts picks that choice. Anything else (no letter, several different letters) is
+    ``None``.
+    """
+    if not text or n_choices < 1:
+        return None
+    valid = LETTERS[: min(n_choices, len(LETTERS))]
+    cls = f"[{valid}{valid.lower()}]"
+    stripped = text.strip().lstrip("*_# ").strip()
+    # 1) an explicit "answer is X" / "answer: X" / "option X", the last one stated
+    explicit = re.findall(
+        rf"(?:answer|option|choice)\s*(?:is|would be|:)?\s*[:\-]?\s*[\*\(\[]*\s*({cls})(?![A-Za-z])",
+        text,
+        flags=re.IGNORECASE,
+    )
+    if explicit:
+        return valid.index(explicit[-1].upper())
+    # 2) the response opens with the letter: "B", "B.", "(b)", "B) Paris", "B: ..."
+    m = re.match(rf"^[\(\[]?({cls})(?:[\)\]\.:,]|\s*$)", stripped)
+    if m is None:
+        # an upper-case letter followed by a space, unless it reads as the article "A"
+        m = re.match(rf"^([{valid}])\s+(?![a-z])", stripped)
+    if m:
+        return valid.index(m.group(1).upper())
+    # 3) a bracketed letter anywhere: "... is (C)"
+    bracketed = {x.upper() for x in re.findall(rf"[\(\[]({cls})[\)\]]", text)}
+    if len(bracketed) == 1:
+        return valid.index(bracketed.pop())
+    # 4) exactly one distinct stand-alone capital letter ("I think C is right"); "A"/"I"
+    # followed by a lower-case word are the article and pronoun, not answers
+    singles = {x for x in re.findall(rf"(?<![A-Za-z'])([{valid}])(?![A-Za-z'])(?!\s+[a-z])", text)}
+    singles |= {x for x in re.findall(rf"(?<![A-Za-z'])([{valid}])(?=[\.\):])", text)}
+    if len(singles) == 1:
+        return valid.index(singles.pop())
+    # 5) the text of exactly one choice
+    if choices:
+        low = text.lower()
+        hits = [i for i, c in enumerate(choices) if c and c.strip().lower() in low]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def parse_word(text: str, candidates: Sequence[str]) -> str | None:
+    """Which of ``candidates`` the response answers with (case-insensitive, whole words).
+
+    "answer is X" / "Answer: X" wins; then a response that starts with a candidate; then the
+    only candidate mentioned; when several are mentioned, the first one.
+    """
+    if not text:
+        return None
+    by_lower = {c.lower(): c for c in candidates}
+    alternation = "|".join(re.escape(c) for c in sorted(by_lower, key=len, reverse=True))
+    word = rf"(?<![\w])({alternation})(?![\w])"
+    explicit = re.findall(rf"answer\s*(?:is|:)?\s*[:\-]?\s*\**\s*{word}", text, re.IGNORECASE)
+    if explicit:
+        return by_lower[explicit[-1].lower()]
+    found = [m.group(1).lower() for m in re.finditer(word, text, re.IGNORECASE)]
+    if not found:
+        return None
+    start = re.match(rf"^\W*{word}", text.strip(), re.IGNORECASE)
+    if start:
+        return by_lower[start.group(1).lower()]
+    return by_lower[found[0]]

@@ -1,0 +1,255 @@
+"""Build probes from the spec and run them on a model: the runner's entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tunecheck.errors import BackendError, DataError, SpecError
+from tunecheck.examples import Example
+from tunecheck.models.base import GenerationParams, GenerationRequest, Model, Progress
+from tunecheck.probes import scoring
+from tunecheck.probes.base import Probe, ProbeOutcome, outcome, probes
+from tunecheck.prompts import Prompt
+from tunecheck.spec import DEFAULT_PROBES, FieldMap, ParserSpec, ProbeSpec
+
+# options read by the probe runner; everything else goes to the generator function
+RUN_OPTIONS = ("max_new_tokens", "system", "parser")
+DEFAULT_MAX_NEW_TOKENS = {
+    "number": 128,
+    "answer": 96,
+    "ifeval": 192,
+    "multiple_choice": 16,
+    "metric": 128,
+}
+IFEVAL_METRICS = (
+    "prompt_level_strict_acc",
+    "inst_level_strict_acc",
+    "prompt_level_loose_acc",
+    "inst_level_loose_acc",
+)
+
+
+def default_probes(*, seed: int = 13, n: int | None = None) -> list[Probe]:
+    """The built-in generated set used when a spec declares no probes (``DEFAULT_PROBES``)."""
+    specs = [ProbeSpec(**({**p, "n": n} if n else p)) for p in DEFAULT_PROBES]
+    return [build_probe(s, seed=seed) for s in specs]
+
+
+def build_probe(spec: ProbeSpec, *, seed: int) -> Probe:
+    """Turn a :class:`~tunecheck.spec.ProbeSpec` into a runnable :class:`Probe`.
+
+    ``builtin`` probes are generated with ``seed`` (``spec.n`` items); ``path`` probes are
+    benchmark files (format detected or given by ``format``) sampled to ``spec.n`` items
+    with ``seed``, or, when ``fields`` is set or ``format: task``, a user task file scored
+    with ``metric`` (any metric registered in :mod:`tunecheck.metrics`).
+    """
+    where = f"probes.{spec.name}"
+    run_opts = {k: v for k, v in spec.options.items() if k in RUN_OPTIONS}
+    gen_opts = {k: v for k, v in spec.options.items() if k not in RUN_OPTIONS}
+    if spec.builtin is not None:
+        builtin = probes.get(spec.builtin, where=f"{where}.builtin")
+        try:
+            examples = builtin.generate(spec.n, seed, **gen_opts)
+        except TypeError as err:
+            raise SpecError(
+                f"invalid option for the {spec.builtin!r} probe: {err}", where=f"{where}.options"
+            ) from None
+        metric = spec.metric or builtin.metric
+        _check_metric(builtin.scoring, metric, where)
+        return Probe(
+            spec.name,
+            examples,
+            builtin.scoring,
+            metric,
+            spec.mode,
+            f"builtin:{spec.builtin}",
+            run_opts,
+        )
+    assert spec.path is not None
+    if spec.fields is not None or spec.format == "task":
+        return _task_probe(spec, seed, where, run_opts)
+    if gen_opts:
+        raise SpecError(f"unknown options {sorted(gen_opts)} for a benchmark probe", where=f"{where}.options",
+                        hint=f"benchmark probes accept {', '.join(RUN_OPTIONS)}")  # fmt: skip
+    from tunecheck.probes.loaders import load_benchmark
+
+    fmt, examples = load_benchmark(spec.path, spec.format, n=spec.n, seed=seed)
+    if not examples:
+        raise DataError("the benchmark has no items", where=spec.path)
+    metric = spec.metric or fmt.metric
+    _check_metric(fmt.scoring, metric, where)  # type: ignore[arg-type]
+    return Probe(
+        spec.name, examples, fmt.scoring, metric, spec.mode, f"{fmt.name}:{spec.path}", run_opts
+    )  # type: ignore[arg-type]
+
+
+def _check_metric(scoring_kind: str, metric: str, where: str) -> None:
+    allowed = {
+        "multiple_choice": ("acc", "acc_norm"),
+        "ifeval": IFEVAL_METRICS,
+        "number": ("accuracy",),
+        "answer": ("accuracy",),
+    }.get(scoring_kind)
+    if allowed and metric not in allowed:
+        raise SpecError(f"metric {metric!r} does not apply to this probe", where=f"{where}.metric",
+                        hint=f"use one of {', '.join(allowed)}")  # fmt: skip
+
+
+def _task_probe(spec: ProbeSpec, seed: int, where: str, run_opts: dict[str, Any]) -> Probe:
+    from tunecheck.data.load import load_examples
+    from tunecheck.metrics import METRICS
+    from tunecheck.probes.loaders import sample_examples
+
+    metric = spec.metric or "exact_match"
+    METRICS.get(metric, where=f"{where}.metric")
+    examples = load_examples(spec.path, spec.fields or FieldMap())  # type: ignore[arg-type]
+    if not examples:
+        raise DataError("the probe file has no rows", where=spec.path)
+    parser = run_opts.get("parser")
+    if parser is not None and not isinstance(parser, ParserSpec):
+        try:
+            run_opts["parser"] = ParserSpec(**parser)
+        except Exception as err:
+            raise SpecError(f"invalid parser: {err}", where=f"{where}.options.parser") from None
+    examples = sample_examples(examples, spec.n, seed)
+    return Probe(spec.name, examples, "metric", metric, spec.mode, f"task:{spec.path}", run_opts)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _generate(
+    probe: Probe, model: Model, params: GenerationParams | None, progress: Progress | None
+) -> tuple[list[Example], list[str], int]:
+    """Generate for every example; returns (answered examples, texts, error count)."""
+    if params is None:
+        limit = probe.options.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS[probe.scoring]
+        params = GenerationParams(max_new_tokens=int(limit))
+    prompt = Prompt(system=probe.options.get("system"))
+    requests = [GenerationRequest(prompt.render(ex), params, id=ex.id) for ex in probe.examples]
+    generations = model.generate(requests, progress)
+    kept = [(ex, g.text) for ex, g in zip(probe.examples, generations, strict=True) if g.ok]
+    errors = len(generations) - len(kept)
+    return [k[0] for k in kept], [k[1] for k in kept], errors
+
+
+def _example_progress(examples: Sequence[Example], progress: Progress | None) -> Progress | None:
+    """Turn per-choice request counts into per-question progress."""
+    if progress is None:
+        return None
+    ends = np.cumsum([len(ex.meta["continuations"]) for ex in examples])
+    state = {"requests": 0, "examples": 0}
+
+    def advance(k: int) -> None:
+        state["requests"] += k
+        done = int(np.searchsorted(ends, state["requests"], side="right"))
+        if done > state["examples"]:
+            progress(done - state["examples"])
+            state["examples"] = done
+
+    return advance
+
+
+def _run_loglikelihood(probe: Probe, model: Model, progress: Progress | None) -> ProbeOutcome:
+    reqs = scoring.mc_requests(probe.examples)
+    results = model.loglikelihood(reqs, _example_progress(probe.examples, progress))
+    acc, norm, ok = scoring.score_mc_loglikelihood(probe.examples, results)
+    keep = np.array(ok, dtype=bool)
+    ids = [ex.id for ex, k in zip(probe.examples, ok, strict=True) if k]
+    primary, other = (norm, acc) if probe.metric == "acc_norm" else (acc, norm)
+    details = {
+        "mode": "loglikelihood",
+        "acc": float(acc.scores[keep].mean()) if keep.any() else float("nan"),
+        "acc_norm": float(norm.scores[keep].mean()) if keep.any() else float("nan"),
+        "per_example_secondary": other.scores[keep].tolist(),
+        "invalid": 0,
+        "errors": int((~keep).sum()),
+        "kind": "binary",
+    }
+    answers = [a for a, k in zip(primary.answers, ok, strict=True) if k]
+    return outcome(probe.name, probe.metric, primary.scores[keep], ids, answers, details)
+
+
+def run_probe(
+    probe: Probe,
+    model: Model,
+    *,
+    params: GenerationParams | None = None,
+    progress: Progress | None = None,
+) -> ProbeOutcome:
+    """Run ``probe`` on ``model`` and score every example.
+
+    Multiple choice uses log-likelihoods when ``probe.mode`` is ``loglikelihood``, or
+    ``auto`` and the backend provides them; otherwise the generated letter. Examples whose
+    request failed in the backend are left out (counted in ``details["errors"]``), never
+    scored as wrong; unparseable answers are wrong and counted in ``details["invalid"]``.
+    """
+    if probe.scoring == "multiple_choice":
+        use_ll = probe.mode == "loglikelihood" or (
+            probe.mode == "auto" and getattr(model, "supports_loglikelihood", True)
+        )
+        if use_ll:
+            try:
+                return _run_loglikelihood(probe, model, progress)
+            except BackendError:
+                if probe.mode == "loglikelihood":
+                    raise
+    examples, texts, errors = _generate(probe, model, params, progress)
+    ids = [ex.id for ex in examples]
+    details: dict[str, Any] = {"errors": errors, "kind": "binary"}
+    if probe.scoring == "multiple_choice":
+        scored = scoring.score_mc_generated(examples, texts)
+        details.update(mode="generate", invalid=scored.invalid)
+        return outcome(probe.name, probe.metric, scored.scores, ids, scored.answers, details)
+    if probe.scoring in ("number", "answer"):
+        fn: Callable[..., scoring.Scored] = (
+            scoring.score_numbers if probe.scoring == "number" else scoring.score_answers
+        )
+        scored = fn(examples, texts)
+        details["invalid"] = scored.invalid
+        details["answers"] = scored.answers
+        return outcome(probe.name, probe.metric, scored.scores, ids, texts, details)
+    if probe.scoring == "ifeval":
+        from tunecheck.probes.ifeval import score_ifeval
+
+        res = score_ifeval(
+            texts,
+            [ex.meta["instruction_id_list"] for ex in examples],
+            [ex.meta["kwargs"] for ex in examples],
+        )
+        summary = res.summary()
+        per = {
+            "prompt_level_strict_acc": res.prompt_level_strict,
+            "prompt_level_loose_acc": res.prompt_level_loose,
+            # instruction-level metrics per prompt: the fraction of its instructions followed
+            "inst_level_strict_acc": np.array([np.mean(x) for x in res.inst_level_strict]),
+            "inst_level_loose_acc": np.array([np.mean(x) for x in res.inst_level_loose]),
+        }
+        details.update(summary)
+        details["invalid"] = 0
+        details["kind"] = "binary" if probe.metric.startswith("prompt") else "continuous"
+        details["followed_strict"] = res.inst_level_strict
+        result = outcome(probe.name, probe.metric, per[probe.metric], ids, texts, details)
+        result.value = summary[probe.metric]  # instruction level pools instructions, as IFEval
+        return result
+    return _run_metric(probe, examples, texts, ids, errors)
+
+
+def _run_metric(
+    probe: Probe, examples: list[Example], texts: list[str], ids: list[str], errors: int
+) -> ProbeOutcome:
+    from tunecheck.metrics import score_outputs
+
+    parser = probe.options.get("parser") or ParserSpec()
+    scores = score_outputs([probe.metric], texts, examples, parser)[probe.metric]
+    details = dict(scores.details)
+    details["errors"] = errors
+    details["kind"] = scores.kind
+    result = ProbeOutcome(
+        probe.name, probe.metric, float(scores.value), np.asarray(scores.per_example, dtype=float),
+        list(scores.example_ids), texts, details,
+    )  # fmt: skip
+    return result
