@@ -1,0 +1,476 @@
+"""The typed result of a run: one object that every report and consumer reads.
+
+``RunResult`` → ``TaskResult`` (per contender metrics, paired comparisons, slices,
+per-example outcomes) + ``ProbeResult`` (capability regressions) + ``Verdict``.
+All are pydantic models: ``RunResult.model_dump_json()`` /
+``RunResult.model_validate_json()`` round-trip, and ``RunResult.model_json_schema()``
+is the versioned JSON schema (``SCHEMA_VERSION``; bumped on any incompatible change).
+
+:func:`evaluate_task` and :func:`probe_result` turn raw outputs / per-example scores
+into these objects; the runner calls them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tunecheck import __version__
+from tunecheck.errors import GuardError, SpecError
+from tunecheck.examples import Example
+from tunecheck.metrics import MetricScores, score_outputs
+from tunecheck.spec import ParserSpec, Thresholds
+from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
+
+SCHEMA_VERSION = 1
+"""Version of the RunResult JSON schema. 1: first release."""
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Comparison",
+    "ContenderResult",
+    "ExampleOutcome",
+    "ProbeResult",
+    "RunResult",
+    "SliceResult",
+    "TaskResult",
+    "Verdict",
+    "adjust_probes",
+    "evaluate_task",
+    "probe_result",
+]
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Details and references as plain JSON values (numpy scalars/arrays converted)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class ContenderResult(BaseModel):
+    """One contender's scores on one task."""
+
+    name: str
+    metrics: dict[str, float | None] = Field(description="metric name -> corpus value")
+    n: int = Field(description="examples in the task")
+    n_scored: int = Field(description="examples the backend answered (scored)")
+    errors: int = Field(description="examples the backend failed on (not scored)")
+    invalid: int = Field(description="answered outputs that did not parse (scored as wrong)")
+    details: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="metric -> per-class scores, confusion matrix, per-field accuracy...",
+    )
+
+
+class SliceResult(BaseModel):
+    """Metric values of every contender on the examples tagged with one slice."""
+
+    name: str
+    n: int
+    values: dict[str, dict[str, float | None]] = Field(description="contender -> metric -> value")
+
+
+class ExampleOutcome(BaseModel):
+    """One example: what each contender said and how each metric scored it."""
+
+    id: str
+    slices: list[str] = Field(default_factory=list)
+    reference: Any = None
+    outputs: dict[str, str | None] = Field(description="contender -> output (null: backend error)")
+    scores: dict[str, dict[str, float | None]] = Field(
+        description="contender -> metric -> per-example score (null: not scored)"
+    )
+
+
+class TaskResult(BaseModel):
+    """A task's metrics per contender and the paired comparisons of the candidate."""
+
+    name: str
+    primary_metric: str
+    metrics: list[str]
+    candidate: str
+    baselines: list[str]
+    strongest_baseline: str = Field(description="the baseline with the best primary metric")
+    n_examples: int
+    contenders: list[ContenderResult]
+    comparisons: list[Comparison] = Field(
+        description="candidate vs each baseline, every metric; p_adjusted: Holm over all of them"
+    )
+    slices: list[SliceResult] = Field(default_factory=list)
+    slice_comparisons: list[Comparison] = Field(
+        default_factory=list,
+        description="candidate vs the strongest baseline per slice and metric; Holm over all of them",
+    )
+    identical_outputs: dict[str, float] = Field(
+        default_factory=dict,
+        description="baseline -> share of examples where its output equals the candidate's",
+    )
+    examples: list[ExampleOutcome] = Field(default_factory=list)
+
+    def contender(self, name: str) -> ContenderResult:
+        return next(c for c in self.contenders if c.name == name)
+
+    def comparison(self, metric: str | None = None, baseline: str | None = None) -> Comparison:
+        """The comparison for ``metric`` (default: primary) vs ``baseline`` (default: strongest)."""
+        metric = metric or self.primary_metric
+        baseline = baseline or self.strongest_baseline
+        return next(c for c in self.comparisons if c.metric == metric and c.baseline == baseline)
+
+
+class ProbeResult(BaseModel):
+    """Capability regression on one probe: the fine-tuned model vs the base model, paired.
+
+    ``status`` comes from the point estimate of the relative change: a drop of at
+    most ``warn`` is ``ok``, up to ``fail`` a ``warning``, beyond that ``FAIL``.
+    ``significant`` says whether the change is beyond noise (``p_adjusted`` when the
+    probes were Holm-adjusted together, else ``p_value``, below alpha).
+    """
+
+    name: str
+    metric: str
+    n: int
+    base: float | None
+    finetuned: float | None
+    abs_change: float | None
+    rel_change: float | None = Field(description="(finetuned - base) / base")
+    ci_low: float | None = Field(description="interval of the absolute change")
+    ci_high: float | None
+    rel_ci_low: float | None = Field(None, description="interval of the absolute change / base")
+    rel_ci_high: float | None = None
+    p_value: float | None
+    p_adjusted: float | None = None
+    test: str
+    significant: bool
+    status: Literal["ok", "warning", "FAIL"]
+    mde: float | None = None
+    n_required: int | None = None
+    note: str = ""
+    base_name: str = "base"
+    finetuned_name: str = "finetuned"
+
+
+class Verdict(BaseModel):
+    """DEPLOY / ITERATE / ABANDON, with the reasons (numbers included) and next steps."""
+
+    decision: Literal["DEPLOY", "ITERATE", "ABANDON"]
+    summary: str
+    reasons: list[str]
+    next_steps: list[str]
+
+
+class RunResult(BaseModel):
+    """Everything one ``tunecheck run`` concluded (the report source, stored with the run)."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    spec_name: str | None = None
+    spec_hash: str | None = None
+    lock_hash: str | None = None
+    tool_version: str = __version__
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    candidate: str | None = None
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    tasks: list[TaskResult] = Field(default_factory=list)
+    probes: list[ProbeResult] = Field(default_factory=list)
+    verdict: Verdict | None = None
+    errors: list[str] = Field(default_factory=list, description="problems met during the run")
+    meta: dict[str, Any] = Field(default_factory=dict, description="free-form run metadata")
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _strongest(
+    baselines: Sequence[str], scores: Mapping[str, Mapping[str, MetricScores]], primary: str
+) -> str:
+    def key(name: str) -> float:
+        value = scores[name][primary].value
+        return value if math.isfinite(value) else -math.inf
+
+    # max() keeps the first declared baseline on ties
+    return max(baselines, key=key)
+
+
+def evaluate_task(
+    task_name: str,
+    examples: Sequence[Example],
+    outputs: Mapping[str, Sequence[str | None]],
+    *,
+    metrics: Sequence[str],
+    primary_metric: str,
+    parser: ParserSpec,
+    candidate: str,
+    baselines: Sequence[str],
+    json_schema: dict[str, Any] | None = None,
+    alpha: float = 0.05,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    keep_examples: bool = True,
+) -> TaskResult:
+    """Score every contender, compare the candidate with each baseline, per metric and slice.
+
+    ``outputs[contender][i]`` answers ``examples[i]`` (``None``: backend error). The
+    strongest baseline is the one with the best primary metric; slice comparisons are
+    made against it.
+    """
+    if candidate in baselines:
+        raise GuardError(
+            f"the candidate {candidate!r} is also listed as a baseline",
+            where="spec.candidate",
+            hint="a contender cannot be compared with itself; name the fine-tuned model as candidate",
+        )
+    if not baselines:
+        raise SpecError("a task needs at least one baseline contender", where="spec.contenders")
+    if primary_metric not in metrics:
+        raise SpecError(
+            f"primary_metric {primary_metric!r} is not one of {list(metrics)}",
+            where="task.primary_metric",
+        )
+    names = [candidate, *baselines]
+    for name in names:
+        if name not in outputs:
+            raise ValueError(f"no outputs for contender {name!r}")
+        if len(outputs[name]) != len(examples):
+            raise ValueError(
+                f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
+            )
+    scores = {
+        name: score_outputs(metrics, outputs[name], examples, parser, json_schema=json_schema)
+        for name in names
+    }
+    strongest = _strongest(baselines, scores, primary_metric)
+
+    comparisons = [
+        compare(
+            scores[candidate][m],
+            scores[b][m],
+            alpha=alpha,
+            n_resamples=n_resamples,
+            seed=seed,
+            candidate_name=candidate,
+            baseline_name=b,
+        )
+        for b in baselines
+        for m in metrics
+    ]
+    apply_holm(comparisons)
+
+    slice_ids: dict[str, list[str]] = {}
+    for ex in examples:
+        for tag in ex.slices:
+            slice_ids.setdefault(tag, []).append(ex.id)
+    slices = []
+    for tag, ids in sorted(slice_ids.items()):
+        members = set(ids)
+        values = {
+            name: {
+                m: _num(s.subset([i for i in s.example_ids if i in members]).value)
+                for m, s in scores[name].items()
+            }
+            for name in names
+        }
+        slices.append(SliceResult(name=tag, n=len(ids), values=values))
+    slice_comparisons = (
+        compare_slices(
+            scores[candidate],
+            scores[strongest],
+            slice_ids,
+            alpha=alpha,
+            n_resamples=n_resamples,
+            seed=seed,
+            candidate_name=candidate,
+            baseline_name=strongest,
+        )
+        if slice_ids
+        else []
+    )
+
+    contenders = []
+    for name in names:
+        per_metric = scores[name]
+        first = next(iter(per_metric.values()))
+        contenders.append(
+            ContenderResult(
+                name=name,
+                metrics={m: _num(s.value) for m, s in per_metric.items()},
+                n=len(examples),
+                n_scored=first.n,
+                errors=int(first.details.get("errors", 0)),
+                invalid=int(per_metric[primary_metric].details.get("invalid", 0)),
+                details={m: _jsonable(s.details) for m, s in per_metric.items()},
+            )
+        )
+
+    cand_out = outputs[candidate]
+    identical = {
+        b: float(
+            np.mean([x is not None and x == y for x, y in zip(cand_out, outputs[b], strict=True)])
+        )
+        if examples
+        else 0.0
+        for b in baselines
+    }
+
+    outcomes: list[ExampleOutcome] = []
+    if keep_examples:
+        lookup = {
+            name: {
+                m: dict(zip(s.example_ids, s.per_example.tolist(), strict=True))
+                for m, s in per_metric.items()
+            }
+            for name, per_metric in scores.items()
+        }
+        for i, ex in enumerate(examples):
+            outcomes.append(
+                ExampleOutcome(
+                    id=ex.id,
+                    slices=list(ex.slices),
+                    reference=_jsonable(ex.reference if ex.reference is not None else ex.label),
+                    outputs={name: outputs[name][i] for name in names},
+                    scores={
+                        name: {m: _num(lookup[name][m].get(ex.id)) for m in metrics}
+                        for name in names
+                    },
+                )
+            )
+
+    return TaskResult(
+        name=task_name,
+        primary_metric=primary_metric,
+        metrics=list(metrics),
+        candidate=candidate,
+        baselines=list(baselines),
+        strongest_baseline=strongest,
+        n_examples=len(examples),
+        contenders=contenders,
+        comparisons=comparisons,
+        slices=slices,
+        slice_comparisons=slice_comparisons,
+        identical_outputs=identical,
+        examples=outcomes,
+    )
+
+
+def as_metric_scores(obj: Any, metric: str | None = None) -> MetricScores:
+    """Accept a :class:`MetricScores` or any object with ``per_example``/``example_ids`` (a probe
+    outcome); mean-based scores are ``binary`` when every score is 0 or 1, else ``continuous``."""
+    if isinstance(obj, MetricScores):
+        return obj
+    per_example = np.asarray(obj.per_example, dtype=float)
+    binary = bool(np.isin(per_example, (0.0, 1.0)).all())
+    return MetricScores(
+        name=metric or getattr(obj, "metric", None) or getattr(obj, "name", "score"),
+        value=float(per_example.mean()) if len(per_example) else float("nan"),
+        per_example=per_example,
+        example_ids=list(obj.example_ids),
+        kind="binary" if binary else "continuous",
+        details=dict(getattr(obj, "details", {}) or {}),
+    )
+
+
+def probe_status(
+    rel_change: float | None, thresholds: Thresholds
+) -> Literal["ok", "warning", "FAIL"]:
+    """ok when the relative drop is at most ``warn``, warning up to ``fail``, FAIL from ``fail`` on."""
+    if rel_change is None:
+        return "ok"
+    drop = -rel_change
+    if drop >= thresholds.fail - 1e-12:
+        return "FAIL"
+    if drop > thresholds.warn + 1e-12:
+        return "warning"
+    return "ok"
+
+
+def probe_result(
+    name: str,
+    metric: str,
+    base: Any,
+    finetuned: Any,
+    thresholds: Thresholds,
+    *,
+    seed: int = 0,
+    n_resamples: int = 10_000,
+    base_name: str = "base",
+    finetuned_name: str = "finetuned",
+) -> ProbeResult:
+    """Paired comparison of the fine-tuned and base model on one probe, with a status.
+
+    ``base`` / ``finetuned``: :class:`MetricScores` or probe outcomes (``per_example``,
+    ``example_ids``). Relative change = (finetuned - base) / base, on the examples both
+    answered; the interval and p-value come from the same paired statistics as tasks.
+    """
+    b = as_metric_scores(base, metric)
+    f = as_metric_scores(finetuned, metric)
+    b.name = f.name = metric
+    comp = compare(
+        f, b, alpha=thresholds.alpha, n_resamples=n_resamples, seed=seed,
+        candidate_name=finetuned_name, baseline_name=base_name,
+    )  # fmt: skip
+    base_value = comp.baseline_value
+    rel = rel_lo = rel_hi = None
+    if base_value is not None and base_value > 0 and comp.delta is not None:
+        rel = comp.delta / base_value
+        rel_lo = comp.ci_low / base_value if comp.ci_low is not None else None
+        rel_hi = comp.ci_high / base_value if comp.ci_high is not None else None
+    return ProbeResult(
+        name=name,
+        metric=metric,
+        n=comp.n,
+        base=base_value,
+        finetuned=comp.candidate_value,
+        abs_change=comp.delta,
+        rel_change=rel,
+        ci_low=comp.ci_low,
+        ci_high=comp.ci_high,
+        rel_ci_low=rel_lo,
+        rel_ci_high=rel_hi,
+        p_value=comp.p_value,
+        test=comp.test,
+        significant=comp.significant,
+        status=probe_status(rel, thresholds),
+        mde=comp.mde,
+        n_required=comp.n_required,
+        note=comp.note,
+        base_name=base_name,
+        finetuned_name=finetuned_name,
+    )
+
+
+def adjust_probes(probes: Sequence[ProbeResult], alpha: float = 0.05) -> list[ProbeResult]:
+    """Holm-adjust the probes' p-values as one family; ``significant`` then uses ``p_adjusted``."""
+    from tunecheck.stats import holm
+
+    adjusted = holm([p.p_value if p.p_value is not None else np.nan for p in probes])
+    out = []
+    for probe, p_adj in zip(probes, adjusted, strict=True):
+        p_adj = _num(p_adj)
+        out.append(
+            probe.model_copy(
+                update={"p_adjusted": p_adj, "significant": p_adj is not None and p_adj < alpha}
+            )
+        )
+    return out
