@@ -160,7 +160,7 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data file not found"):
         read_rows(tmp_path / "nope.jsonl")
     (tmp_path / "x.xlsx").write_text("x")
-    with pytest.raises(DataError, match="unknown data format '.xlsx'"):
+    with pytest.raises(DataError, match=r"unknown data format '\.xlsx'"):
         read_rows(tmp_path / "x.xlsx")
     (tmp_path / "folder").mkdir()
     with pytest.raises(DataError, match="not a `datasets` save_to_disk folder"):
