@@ -1,0 +1,100 @@
+"""A Markdown summary of a run, fit for a pull-request comment."""
+
+from __future__ import annotations
+
+from tunecheck.report import _fmt
+from tunecheck.results import RunResult
+
+ICONS = {"DEPLOY": "✅", "ITERATE": "🟡", "ABANDON": "🛑"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: RunResult) -> str:
+    """Verdict first, then a table per task, the probe table, reasons and next steps."""
+    lines: list[str] = []
+    v = result.verdict
+    if v is not None:
+        lines += [f"## tunecheck: {ICONS[v.decision]} {v.decision}", "", f"**{v.summary}**", ""]
+    else:
+        lines += ["## tunecheck: no verdict", ""]
+    meta = [f"run `{result.run_id}`"]
+    if result.spec_name:
+        meta.append(f"spec `{result.spec_name}`")
+    if result.candidate:
+        meta.append(f"candidate `{result.candidate}`")
+    meta.append(f"tunecheck {result.tool_version}")
+    lines += [" · ".join(meta), ""]
+
+    for task in result.tasks:
+        lines += [
+            f"### Task `{task.name}` ({task.n_examples} examples, primary metric `{task.primary_metric}`)",
+            "",
+            f"| contender | metric | value | Δ vs {_cell(task.strongest_baseline)} (pts) | 95% CI | p | p (Holm) |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, metric, value, comp in _fmt.task_rows(task):
+            bold = "**" if metric == task.primary_metric else ""
+            lines.append(
+                f"| {_cell(_fmt.role(task, name))} | {bold}{metric}{bold} | {value} | "
+                + (
+                    f"{_fmt.pts(comp.delta)} | {_fmt.ci_pts(comp.ci_low, comp.ci_high)} | "
+                    f"{_fmt.pval(comp.p_value)} | {_fmt.pval(comp.p_adjusted)} |"
+                    if comp
+                    else " |  |  |  |"
+                )
+            )
+        note = task.comparison().note
+        if note:
+            lines += ["", f"_{note}_"]
+        errors = [
+            f"{c.name}: {c.errors} errors, {c.invalid} invalid"
+            for c in task.contenders
+            if c.errors or c.invalid
+        ]
+        if errors:
+            lines += ["", "Unscored / unparsable outputs: " + "; ".join(errors) + "."]
+        if task.slice_comparisons:
+            lines += [
+                "",
+                "<details><summary>Slices (Holm-adjusted)</summary>",
+                "",
+                "| slice | metric | n | candidate | baseline | Δ (pts) | 95% CI | p (Holm) |",
+                "|---|---|---:|---:|---:|---:|---:|---:|",
+            ]
+            for c in task.slice_comparisons:
+                lines.append(
+                    f"| {_cell(c.slice or '')} | {c.metric} | {c.n} | {_fmt.value(c.candidate_value)} | "
+                    f"{_fmt.value(c.baseline_value)} | {_fmt.pts(c.delta)} | "
+                    f"{_fmt.ci_pts(c.ci_low, c.ci_high)} | {_fmt.pval(c.p_adjusted)} |"
+                )
+            lines += ["", "</details>"]
+        lines.append("")
+
+    if result.probes:
+        lines += [
+            "### Capability probes (fine-tuned vs base)",
+            "",
+            "| probe | metric | n | base | fine-tuned | abs (pts) | rel | 95% CI (rel) | p | status | MDE |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for p in result.probes:
+            status = f"**{p.status}**" if p.status != "ok" else p.status
+            lines.append(
+                f"| {_cell(p.name)} | {p.metric} | {p.n} | {_fmt.value(p.base)} | {_fmt.value(p.finetuned)} | "
+                f"{_fmt.pts(p.abs_change)} | {_fmt.pct(p.rel_change)} | "
+                f"{_fmt.ci_pct(p.rel_ci_low, p.rel_ci_high)} | "
+                f"{_fmt.pval(p.p_adjusted if p.p_adjusted is not None else p.p_value)} | {status} | "
+                f"{_fmt.mde_pts(p.mde)} |"
+            )
+        lines.append("")
+
+    if v is not None:
+        lines += ["### Why", ""] + [f"- {_cell(r)}" for r in v.reasons] + [""]
+        if v.next_steps:
+            lines += ["### Next steps", ""] + [f"1. {s}" for s in v.next_steps] + [""]
+    if result.errors:
+        lines += ["### Errors", ""] + [f"- {e}" for e in result.errors] + [""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,131 @@
+"""The terminal report (rich): a table per task, the probe table, the verdict in colour."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from tunecheck.report import _fmt
+from tunecheck.results import RunResult, TaskResult
+
+COLOURS = {"DEPLOY": "bold green", "ITERATE": "bold yellow", "ABANDON": "bold red"}
+STATUS = {"ok": "green", "warning": "yellow", "FAIL": "bold red"}
+
+
+def _task_table(task: TaskResult) -> Table:
+    table = Table(
+        title=f"task {task.name} · {task.n_examples} examples · primary metric {task.primary_metric}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption=f"Δ: {task.candidate} minus the strongest baseline ({task.strongest_baseline}*), "
+        "in points, with its 95% bootstrap interval",
+        caption_justify="left",
+    )
+    table.add_column("contender", no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("Δ pts [95% CI]", justify="right", no_wrap=True)
+    table.add_column("p", justify="right", no_wrap=True)
+    table.add_column("p Holm", justify="right", no_wrap=True)
+    table.add_column("err/inv", justify="right", no_wrap=True)
+    for name, metric, value, comp in _fmt.task_rows(task):
+        contender = task.contender(name)
+        label = f"[bold]{name}[/]" if name == task.candidate else name
+        if name == task.strongest_baseline:
+            label += "*"
+        invalid = contender.details.get(metric, {}).get("invalid", contender.invalid)
+        table.add_row(
+            label,
+            f"[bold]{metric}[/]" if metric == task.primary_metric else metric,
+            value,
+            f"{_fmt.pts(comp.delta)} {_fmt.ci_pts(comp.ci_low, comp.ci_high)}" if comp else "",
+            _fmt.pval(comp.p_value) if comp else "",
+            _fmt.pval(comp.p_adjusted) if comp else "",
+            f"{contender.errors}/{invalid}",
+        )
+    return table
+
+
+def _slice_table(task: TaskResult) -> Table | None:
+    if not task.slice_comparisons:
+        return None
+    table = Table(
+        title=f"slices: {task.candidate} vs {task.strongest_baseline} (p Holm-adjusted across slices)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("slice", no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    for col in ("n", "cand.", "base.", "Δ pts [95% CI]", "p Holm"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for c in task.slice_comparisons:
+        table.add_row(
+            c.slice or "",
+            c.metric,
+            str(c.n),
+            _fmt.value(c.candidate_value),
+            _fmt.value(c.baseline_value),
+            f"{_fmt.pts(c.delta)} {_fmt.ci_pts(c.ci_low, c.ci_high)}",
+            _fmt.pval(c.p_adjusted),
+        )
+    return table
+
+
+def _probe_table(result: RunResult) -> Table:
+    table = Table(
+        title="capability probes: fine-tuned vs base",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("probe", no_wrap=True)
+    for col in ("n", "base", "tuned", "Δ pts", "rel [95% CI]", "p", "status", "MDE pts"):
+        table.add_column(
+            col, justify="left" if col == "status" else "right", no_wrap=col.startswith("rel")
+        )
+    for p in result.probes:
+        colour = STATUS[p.status]
+        table.add_row(
+            p.name,
+            str(p.n),
+            _fmt.value(p.base),
+            _fmt.value(p.finetuned),
+            _fmt.pts(p.abs_change),
+            f"{_fmt.pct(p.rel_change)} {_fmt.ci_pct(p.rel_ci_low, p.rel_ci_high)}",
+            _fmt.pval(p.p_adjusted if p.p_adjusted is not None else p.p_value),
+            f"[{colour}]{p.status}[/]",
+            "n/a" if p.mde is None else f"{p.mde * 100:.1f}",
+        )
+    return table
+
+
+def render_terminal(result: RunResult, console: Console | None = None) -> None:
+    """Print the whole report to ``console`` (a new stdout console by default)."""
+    console = console or Console()
+    for task in result.tasks:
+        console.print(_task_table(task))
+        comp = task.comparison()
+        if comp.note:
+            console.print(f"  [dim]{task.primary_metric}: {comp.note}[/]")
+        slices = _slice_table(task)
+        if slices is not None:
+            console.print(slices)
+    if result.probes:
+        console.print(_probe_table(result))
+    for err in result.errors:
+        console.print(f"[red]error:[/] {err}", highlight=False)
+    verdict = result.verdict
+    if verdict is None:
+        console.print("[dim]no verdict[/]")
+        return
+    colour = COLOURS[verdict.decision]
+    console.print(f"\n[{colour}]{verdict.decision}[/] — {verdict.summary}", highlight=False)
+    for reason in verdict.reasons:
+        console.print(f"  • {reason}", highlight=False, markup=False)
+    if verdict.next_steps:
+        console.print("[bold]next steps[/]")
+        for step in verdict.next_steps:
+            console.print(f"  → {step}", highlight=False, markup=False)
