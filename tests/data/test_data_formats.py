@@ -12,13 +12,15 @@ from tunecheck.data import content_sha256, read_rows, read_table, write_rows
 from tunecheck.errors import DataError
 
 ROWS = [
-    {"id": "a", "input": "Héllo, \"world\"\tand more", "reference": '{"x": 1}', "label": "pos"},
+    {"id": "a", "input": 'Héllo, "world"\tand more', "reference": '{"x": 1}', "label": "pos"},
     {"id": "b", "input": "line one\nline two", "reference": "plain", "label": "neg"},
     {"id": "c", "input": "naïve café ünïcode ✓", "reference": "", "label": "pos"},
 ]
 
 
-@pytest.mark.parametrize("name", ["rows.jsonl", "rows.json", "rows.csv", "rows.tsv", "rows.parquet", "rows_hf"])
+@pytest.mark.parametrize(
+    "name", ["rows.jsonl", "rows.json", "rows.csv", "rows.tsv", "rows.parquet", "rows_hf"]
+)
 def test_every_format_round_trips(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     fmt = "hf" if name == "rows_hf" else None
@@ -36,7 +38,9 @@ def test_hf_folder_is_a_real_datasets_save(tmp_path: Path) -> None:
 
     datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
     assert read_rows(tmp_path / "ds") == ROWS
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS), "test": datasets.Dataset.from_list(ROWS[:1])}).save_to_disk(str(tmp_path / "dd"))
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(ROWS), "test": datasets.Dataset.from_list(ROWS[:1])}
+    ).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(DataError, match="DatasetDict with 2 splits") as err:
         read_rows(tmp_path / "dd")
     assert "dd/train" in str(err.value) or "dd/test" in str(err.value)
@@ -100,7 +104,9 @@ def test_normalisation_ignores_bom_crlf_and_nfc(tmp_path: Path) -> None:
 
 def test_malformed_jsonl_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"input": "ok"}\n\n{"input": "missing quote}\n{"input": "x"}\n', encoding="utf-8")
+    path.write_text(
+        '{"input": "ok"}\n\n{"input": "missing quote}\n{"input": "x"}\n', encoding="utf-8"
+    )
     with pytest.raises(DataError) as err:
         read_rows(path)
     assert f"{path}:3" in str(err.value)

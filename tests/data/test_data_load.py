@@ -67,7 +67,12 @@ def test_chat_message_input(tmp_path: Path) -> None:
 def test_duplicate_ids_name_ids_and_lines(tmp_path: Path) -> None:
     path = _jsonl(
         tmp_path / "dup.jsonl",
-        [{"id": "a", "input": "1"}, {"id": "b", "input": "2"}, {"id": "a", "input": "3"}, {"id": "b", "input": "4"}],
+        [
+            {"id": "a", "input": "1"},
+            {"id": "b", "input": "2"},
+            {"id": "a", "input": "3"},
+            {"id": "b", "input": "4"},
+        ],
     )
     with pytest.raises(DataError) as err:
         load_examples(path)
@@ -89,7 +94,11 @@ def test_missing_mapped_column_suggests_a_name(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         load_examples(path, FieldMap(input="txt"))
     msg = str(err.value)
-    assert "input field 'txt' is not a column" in msg and "did you mean 'text'" in msg and str(path) in msg
+    assert (
+        "input field 'txt' is not a column" in msg
+        and "did you mean 'text'" in msg
+        and str(path) in msg
+    )
     with pytest.raises(DataError, match="label field 'label' is not a column"):
         load_examples(path, FieldMap(input="text", label="label"))
     # the default `reference`/`id` columns are optional, explicitly mapped ones are not

@@ -17,9 +17,11 @@ from tunecheck.data import SplitWarning, read_lock, read_rows, split_dataset
 from tunecheck.data.split import assign, check_ratios
 from tunecheck.errors import DataError
 
-RATIOS = st.sampled_from([(0.8, 0.1, 0.1), (0.7, 0.15, 0.15), (0.6, 0.2, 0.2), (0.5, 0.0, 0.5)]) | st.tuples(
-    st.integers(1, 20), st.integers(0, 20), st.integers(1, 20)
-).map(lambda t: tuple(x / sum(t) for x in t))
+RATIOS = st.sampled_from(
+    [(0.8, 0.1, 0.1), (0.7, 0.15, 0.15), (0.6, 0.2, 0.2), (0.5, 0.0, 0.5)]
+) | st.tuples(st.integers(1, 20), st.integers(0, 20), st.integers(1, 20)).map(
+    lambda t: tuple(x / sum(t) for x in t)
+)
 
 
 def _dataset(draw_labels: list[int]) -> tuple[list[str], list[str]]:
@@ -28,8 +30,15 @@ def _dataset(draw_labels: list[int]) -> tuple[list[str], list[str]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(labels=st.lists(st.integers(0, 6), min_size=1, max_size=400), ratios=RATIOS, seed=st.integers(0, 2**32 - 1), stratified=st.booleans())
-def test_assign_partitions_and_stratifies(labels: list[int], ratios: tuple[float, ...], seed: int, stratified: bool) -> None:
+@given(
+    labels=st.lists(st.integers(0, 6), min_size=1, max_size=400),
+    ratios=RATIOS,
+    seed=st.integers(0, 2**32 - 1),
+    stratified=st.booleans(),
+)
+def test_assign_partitions_and_stratifies(
+    labels: list[int], ratios: tuple[float, ...], seed: int, stratified: bool
+) -> None:
     ids, classes = _dataset(labels)
     parts = assign(ids, classes if stratified else None, ratios, seed)
     flat = [i for p in parts for i in p]
@@ -51,7 +60,11 @@ def test_assign_partitions_and_stratifies(labels: list[int], ratios: tuple[float
 
 
 @settings(max_examples=100, deadline=None)
-@given(labels=st.lists(st.integers(0, 4), min_size=2, max_size=300), k=st.integers(2, 10), seed=st.integers(0, 1000))
+@given(
+    labels=st.lists(st.integers(0, 4), min_size=2, max_size=300),
+    k=st.integers(2, 10),
+    seed=st.integers(0, 1000),
+)
 def test_folds_partition_and_stratify(labels: list[int], k: int, seed: int) -> None:
     ids, classes = _dataset(labels)
     parts = assign(ids, classes, [1 / k] * k, seed)
@@ -87,23 +100,42 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(20, 250), seed=st.integers(0, 99), fmt=st.sampled_from(["jsonl", "csv", "parquet"]))
-def test_split_files_are_deterministic(tmp_path_factory: pytest.TempPathFactory, n: int, seed: int, fmt: str) -> None:
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(20, 250),
+    seed=st.integers(0, 99),
+    fmt=st.sampled_from(["jsonl", "csv", "parquet"]),
+)
+def test_split_files_are_deterministic(
+    tmp_path_factory: pytest.TempPathFactory, n: int, seed: int, fmt: str
+) -> None:
     from tunecheck.data import write_rows
 
     base = tmp_path_factory.mktemp("det")
-    rows = [{"text": f"example number {i} " + "word " * (i % 7), "label": f"l{i % 4}"} for i in range(n)]
+    rows = [
+        {"text": f"example number {i} " + "word " * (i % 7), "label": f"l{i % 4}"} for i in range(n)
+    ]
     src = write_rows(rows, base / f"src.{fmt}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SplitWarning)
         a = split_dataset(src, base / "a", seed=seed, stratify="label")
         b = split_dataset(src, base / "b", seed=seed, stratify="label")
     for name in a.splits:
-        assert (base / "a" / a.splits[name].path).read_bytes() == (base / "b" / b.splits[name].path).read_bytes()
+        assert (base / "a" / a.splits[name].path).read_bytes() == (
+            base / "b" / b.splits[name].path
+        ).read_bytes()
     assert a.to_dict() == b.to_dict()
-    assert (base / "a" / "tunecheck.lock.json").read_bytes() == (base / "b" / "tunecheck.lock.json").read_bytes()
-    got = [r for name in ("train", "val", "test") if name in a.splits for r in read_rows(base / "a" / a.splits[name].path)]
+    assert (base / "a" / "tunecheck.lock.json").read_bytes() == (
+        base / "b" / "tunecheck.lock.json"
+    ).read_bytes()
+    got = [
+        r
+        for name in ("train", "val", "test")
+        if name in a.splits
+        for r in read_rows(base / "a" / a.splits[name].path)
+    ]
     assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, read_rows(src)))
 
 
@@ -122,9 +154,15 @@ def test_stratified_split_of_banking77(tmp_path: Path, shared_data: Path) -> Non
     # the lock: hashes, ids, seed, ratios, version, relative paths
     data = json.loads((tmp_path / "tunecheck.lock.json").read_text())
     assert data["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert data["seed"] == 13 and data["ratios"] == [0.8, 0.1, 0.1] and data["stratify"] == "category"
+    assert (
+        data["seed"] == 13 and data["ratios"] == [0.8, 0.1, 0.1] and data["stratify"] == "category"
+    )
     assert data["tool_version"] == __version__
-    assert {k: v["path"] for k, v in data["splits"].items()} == {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
+    assert {k: v["path"] for k, v in data["splits"].items()} == {
+        "train": "train.csv",
+        "val": "val.csv",
+        "test": "test.csv",
+    }
     assert all(len(v["ids"]) == v["rows"] == len(set(v["ids"])) for v in data["splits"].values())
     assert not set(data["splits"]["test"]["ids"]) & set(data["splits"]["train"]["ids"])
     assert data["input_field"] == "text"
@@ -132,7 +170,10 @@ def test_stratified_split_of_banking77(tmp_path: Path, shared_data: Path) -> Non
 
 
 def test_small_dataset_warns_and_recommends_folds(tmp_path: Path) -> None:
-    src = _write_jsonl(tmp_path / "small.jsonl", [{"id": str(i), "input": f"q {i}", "label": "ab"[i % 2]} for i in range(50)])
+    src = _write_jsonl(
+        tmp_path / "small.jsonl",
+        [{"id": str(i), "input": f"q {i}", "label": "ab"[i % 2]} for i in range(50)],
+    )
     with pytest.warns(SplitWarning, match=r"only 50 examples.*--folds"):
         lock = split_dataset(src, tmp_path / "out", stratify="label")
     assert any("--folds" in w for w in lock.warnings)
@@ -142,7 +183,9 @@ def test_small_dataset_warns_and_recommends_folds(tmp_path: Path) -> None:
 def test_kfold_writes_one_lock_per_fold(tmp_path: Path) -> None:
     from tunecheck.data import verify_lock
 
-    rows = [{"id": f"r{i}", "input": f"question number {i}", "label": "xyz"[i % 3]} for i in range(40)]
+    rows = [
+        {"id": f"r{i}", "input": f"question number {i}", "label": "xyz"[i % 3]} for i in range(40)
+    ]
     src = _write_jsonl(tmp_path / "d.jsonl", rows)
     index = split_dataset(src, tmp_path / "cv", folds=4, stratify="label")
     assert index.folds == [f"fold_{k}/tunecheck.lock.json" for k in range(1, 5)]
@@ -172,8 +215,16 @@ def test_hf_folder_split_round_trip(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SplitWarning)
         lock = split_dataset(tmp_path / "ds", tmp_path / "out", stratify="label")
-    assert {k: v.path for k, v in lock.splits.items()} == {"train": "train", "val": "val", "test": "test"}
-    assert datasets.load_from_disk(str(tmp_path / "out" / "test")).num_rows == lock.splits["test"].rows == 3
+    assert {k: v.path for k, v in lock.splits.items()} == {
+        "train": "train",
+        "val": "val",
+        "test": "test",
+    }
+    assert (
+        datasets.load_from_disk(str(tmp_path / "out" / "test")).num_rows
+        == lock.splits["test"].rows
+        == 3
+    )
     assert verify_lock(tmp_path / "out" / "tunecheck.lock.json").ok
 
 
@@ -197,7 +248,10 @@ def test_bad_ratios(ratios: tuple[float, ...], message: str) -> None:
 
 
 def test_stratify_field_missing_in_some_rows(tmp_path: Path) -> None:
-    src = _write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "label": "x"}, {"input": "b", "label": "y"}, {"input": "c"}])
+    src = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"input": "a", "label": "x"}, {"input": "b", "label": "y"}, {"input": "c"}],
+    )
     with pytest.raises(DataError) as err:
         split_dataset(src, tmp_path / "out", stratify="label")
     msg = str(err.value)
@@ -222,7 +276,9 @@ def test_too_few_rows_for_a_test_split(tmp_path: Path) -> None:
     src = _write_jsonl(tmp_path / "d.jsonl", [{"input": "a"}, {"input": "b"}, {"input": "c"}])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SplitWarning)
-        with pytest.raises(DataError, match=r"3 examples leave the test split empty.*\n  hint:.*--folds"):
+        with pytest.raises(
+            DataError, match=r"3 examples leave the test split empty.*\n  hint:.*--folds"
+        ):
             split_dataset(src, tmp_path / "out")
 
 
