@@ -12,14 +12,18 @@ from tunecheck.examples import Example, content_id
 from tunecheck.spec import FieldMap
 
 
-def _missing_column(table: Table, name: str, role: str) -> DataError:
-    cols = table.columns
-    close = difflib.get_close_matches(name, cols, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+def missing_column(table: Table, name: str, role: str, hint: str | None = None) -> DataError:
+    """The error for a mapped column the file does not have, with a close match if any."""
+    close = difflib.get_close_matches(name, table.columns, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
     return DataError(
-        f"the {role} field {name!r} is not a column of this file (columns: {', '.join(cols)})",
+        f"the {role} field {name!r} is not a column of this file (columns: {', '.join(table.columns)})",
         where=str(table.path),
-        hint=f"{hint}map the right column, e.g. --{role}-field NAME or `fields: {{{role}: NAME}}` in the spec",
+        hint=guess
+        + (
+            hint
+            or f"map the right column, e.g. --{role}-field NAME or `fields: {{{role}: NAME}}` in the spec"
+        ),
     )
 
 
@@ -73,7 +77,7 @@ def resolve_id_field(table: Table, fields: FieldMap | None) -> str | None:
     if fields.id in table.columns:
         return fields.id
     if "id" in fields.model_fields_set:
-        raise _missing_column(table, fields.id, "id")
+        raise missing_column(table, fields.id, "id")
     return None
 
 
@@ -83,19 +87,19 @@ def examples_from_table(
     """Map the rows of ``table`` to examples (see :func:`load_examples`)."""
     fields = fields or FieldMap()
     if fields.input not in table.columns:
-        raise _missing_column(table, fields.input, "input")
+        raise missing_column(table, fields.input, "input")
     id_field = resolve_id_field(table, fields)
     ref_field = fields.reference
     if ref_field is not None and ref_field not in table.columns:
         if "reference" in fields.model_fields_set:
-            raise _missing_column(table, ref_field, "reference")
+            raise missing_column(table, ref_field, "reference")
         ref_field = None  # the default `reference` column is optional
     if fields.label is not None and fields.label not in table.columns:
-        raise _missing_column(table, fields.label, "label")
+        raise missing_column(table, fields.label, "label")
     slice_fields = [fields.slices] if isinstance(fields.slices, str) else list(fields.slices or [])
     for s in slice_fields:
         if s not in table.columns:
-            raise _missing_column(table, s, "slices")
+            raise missing_column(table, s, "slices")
     if ids is None:
         ids = row_ids(table, id_field)
     used = {fields.input, id_field, ref_field, fields.label, *slice_fields} - {None}

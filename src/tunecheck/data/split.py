@@ -32,7 +32,7 @@ from tunecheck.data.formats import (
     row_hash,
     write_rows,
 )
-from tunecheck.data.load import guess_input_field, input_text, row_ids
+from tunecheck.data.load import guess_input_field, input_text, missing_column, row_ids
 from tunecheck.data.lock import LOCK_NAME, Lock, SplitInfo, write_lock
 from tunecheck.errors import DataError
 
@@ -135,10 +135,8 @@ def _labels(table: Table, stratify: str | None) -> list[str] | None:
     if stratify is None:
         return None
     if stratify not in table.columns:
-        raise DataError(
-            f"the stratify field {stratify!r} is not a column (columns: {', '.join(table.columns)})",
-            where=str(table.path),
-            hint="pass the label column, e.g. --stratify label",
+        raise missing_column(
+            table, stratify, "stratify", "pass the label column, e.g. --stratify label"
         )
     labels = []
     for i, row in enumerate(table.rows):
@@ -252,18 +250,20 @@ def split_dataset(
     ):
         id_field = "id"
     if id_field is not None and id_field not in table.columns:
-        raise DataError(
-            f"the id field {id_field!r} is not a column (columns: {', '.join(table.columns)})",
-            where=str(table.path),
-            hint="pass an existing column to --id-field, or leave it out to use content hashes",
+        raise missing_column(
+            table,
+            id_field,
+            "id",
+            "pass an existing column to --id-field, or leave it out to use content hashes",
         )
     if input_field is None:
         input_field = guess_input_field(table, exclude={id_field, stratify})
     elif input_field not in table.columns:
-        raise DataError(
-            f"the input field {input_field!r} is not a column (columns: {', '.join(table.columns)})",
-            where=str(table.path),
-            hint="pass the column that holds the model's input to --input-field",
+        raise missing_column(
+            table,
+            input_field,
+            "input",
+            "pass the column that holds the model's input to --input-field",
         )
     notes: list[str] = []
     dropped = 0
