@@ -91,7 +91,9 @@ def bootstrap_mean_diff(
     rng = np.random.default_rng(seed)
     values, counts = np.unique(d, return_counts=True)
     if method == "auto":
-        method = "patterns" if len(values) * n_resamples <= 50_000_000 else "index"
+        # compression pays only when many examples share a difference (binary: at most 3)
+        few = len(values) <= max(3, n // 4)
+        method = "patterns" if few and len(values) * n_resamples <= 50_000_000 else "index"
     if method == "patterns":
         draws = rng.multinomial(n, counts / n, size=n_resamples)
         deltas = draws @ values / n
