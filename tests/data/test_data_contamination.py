@@ -133,12 +133,31 @@ def test_fast_matches_naive_reference_on_banking77(banking, ngram: int, threshol
     assert len(fast) >= 34
 
 
-TEXT = st.lists(
-    st.sampled_from(["a", "b", "c", "d", "e", "A", "b!", "c-d"]), min_size=0, max_size=12
-).map(" ".join)
+# ASCII and non-ASCII tokens: NFKC ("ﬁ" -> "fi"), case folding ("ß" -> "ss"), non-Latin word characters
+TOKENS = [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "A",
+    "b!",
+    "c-d",
+    "fi",
+    "ﬁ",
+    "ss",
+    "ß",
+    "É",
+    "é",
+    "٣",
+    "x_y",
+    "\t",
+    "\x00",
+]
+TEXT = st.lists(st.sampled_from(TOKENS), min_size=0, max_size=12).map(" ".join)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     train=st.lists(TEXT, max_size=15),
     test=st.lists(TEXT, max_size=15),
