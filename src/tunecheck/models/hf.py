@@ -1,0 +1,959 @@
+"""The ``hf`` backend: a local transformers causal LM (a folder, a GGUF file, or a LoRA over one).
+
+Model references::
+
+    hf:path/to/model                       a transformers folder (or a hub id already in the cache)
+    hf:path/to/model.gguf                  dequantized once into a cached folder
+    hf:path/to/base+adapter=path/to/lora   a PEFT adapter applied over the base
+
+Options: ``device`` (``auto`` → cuda, mps, cpu), ``dtype`` (``auto`` → bf16 on a GPU that
+supports it, else fp32), ``batch_size`` (int, or ``auto``: halve on out-of-memory and retry),
+``max_length`` (context window; longer prompts are cut from the left).
+
+torch, transformers and peft are imported inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tunecheck.errors import BackendError
+from tunecheck.models.base import (
+    Generation,
+    GenerationParams,
+    GenerationRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Model,
+    Progress,
+    Prompt,
+    backend,
+)
+
+log = logging.getLogger(__name__)
+
+_KNOWN_OPTIONS = {"device", "dtype", "batch_size", "max_length"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
+# files that define a model's behaviour; training leftovers (optimizer state...) are not hashed
+_HASHED_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt", ".jinja"}
+_NOT_WEIGHTS = {
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "training_args.bin",
+    "trainer_state.json",
+}
+# first batch size tried by ``batch_size: auto``; halved on out-of-memory
+_AUTO_START = {"cuda": 64, "mps": 16, "cpu": 8}
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed ``hf:`` target: the base model folder and an optional adapter folder."""
+
+    base: Path
+    adapter: Path | None = None
+
+
+def parse_ref(target: str, *, where: str | None = None) -> ModelRef:
+    """Split ``base+adapter=path`` and resolve the base to a local folder.
+
+    A ``.gguf`` base is converted once into a cached transformers folder; a name that is
+    not a local path is looked up in the local hub cache (no download when offline).
+    """
+    where = where or f"model hf:{target}"
+    parts = re.split(r"\+(?=[A-Za-z_]+=)", target)
+    base_s, extras = parts[0], parts[1:]
+    adapter: Path | None = None
+    for extra in extras:
+        key, _, value = extra.partition("=")
+        if key != "adapter":
+            raise BackendError(
+                f"unknown model option {key!r} in the model reference",
+                where=where,
+                hint="write hf:BASE or hf:BASE+adapter=PATH (other settings go under `options:`)",
+            )
+        adapter = Path(value).expanduser()
+        if not (adapter / "adapter_config.json").exists():
+            raise BackendError(
+                "adapter folder not found or not a PEFT adapter (no adapter_config.json)",
+                where=f"{where}: {adapter}",
+                hint="point adapter= at the folder written by `model.save_pretrained(...)` on a PEFT model",
+            )
+    return ModelRef(base=_resolve_base(base_s, where), adapter=adapter)
+
+
+def _resolve_base(base: str, where: str) -> Path:
+    if not base:
+        raise BackendError("the model reference names no base model", where=where)
+    path = Path(base).expanduser()
+    if path.suffix == ".gguf":
+        from tunecheck.models.gguf import converted_dir
+
+        return converted_dir(path)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise BackendError(
+                "model folder has no config.json (not a transformers model folder)",
+                where=f"{where}: {path}",
+                hint="point at the folder written by `save_pretrained`, or at a .gguf file",
+            )
+        return path
+    if path.exists() or base.startswith((".", "/", "~")) or base.count("/") != 1:
+        raise BackendError(
+            "model not found",
+            where=f"{where}: {path}",
+            hint="give a local model folder, a .gguf file, or an `org/name` id already downloaded",
+        )
+    try:  # an org/name hub id: use the local copy (honours HF_HUB_OFFLINE)
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(base))
+    except Exception as err:
+        raise BackendError(
+            f"model {base!r} is neither a local folder nor available in the hub cache ({type(err).__name__})",
+            where=where,
+            hint="download it once (`hf download NAME --local-dir DIR`) and reference the folder",
+        ) from None
+
+
+def check_options(options: dict[str, Any], where: str, known: set[str] = _KNOWN_OPTIONS) -> None:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BackendError(
+            f"unknown backend option(s): {', '.join(unknown)}",
+            where=where,
+            hint=f"known options: {', '.join(sorted(known))}",
+        )
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """``auto`` → ``cuda`` if available, else ``mps``, else ``cpu``; anything else is kept."""
+    import torch
+
+    device = device or "auto"
+    if device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(
+                f"device {device!r} requested but CUDA is not available",
+                where="option device",
+                hint="use device: auto",
+            )
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str | None, device: str) -> Any:
+    """``auto`` → bfloat16 on a GPU that supports it, else float32."""
+    import torch
+
+    dtype = (dtype or "auto").lower()
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in _DTYPES:
+        raise BackendError(
+            f"unknown dtype {dtype!r}",
+            where="option dtype",
+            hint="use auto, float32, bfloat16 or float16",
+        )
+    return getattr(torch, _DTYPES[dtype])
+
+
+def parse_batch_size(value: Any) -> int | None:
+    """An int >= 1, or ``None`` for ``auto``."""
+    if value is None or value == "auto":
+        return None
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = 0
+    if size < 1 or isinstance(value, bool):
+        raise BackendError(
+            f"invalid batch_size {value!r}",
+            where="option batch_size",
+            hint="a positive integer or `auto`",
+        )
+    return size
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+_digest_lock = threading.Lock()
+
+
+def _digest_cache_path() -> Path:
+    from tunecheck.models.gguf import cache_root
+
+    return cache_root() / "file-digests.json"
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's contents, cached per machine by (path, size, mtime)."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache_file = _digest_cache_path()
+    with _digest_lock:
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cache = {}
+        if key in cache:
+            return str(cache[key])
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _digest_lock:
+        try:  # re-read: another process may have added entries meanwhile
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cache = {}
+        cache[key] = digest
+        with contextlib.suppress(OSError):
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".digests-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(cache, f)
+            os.replace(tmp, cache_file)  # atomic: readers never see half a file
+    return digest
+
+
+def folder_digest(folder: Path) -> str:
+    """Hash over the contents of a model/adapter folder's weight and config files."""
+    h = hashlib.sha256()
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix in _HASHED_SUFFIXES
+        and p.name not in _NOT_WEIGHTS
+        and not p.name.startswith("rng_state")
+    )
+    if not files:
+        raise BackendError("no model files found", where=str(folder))
+    for p in files:
+        h.update(f"{p.name}\0{file_sha256(p)}\n".encode())
+    return h.hexdigest()
+
+
+def ref_fingerprint(kind: str, ref: ModelRef, dtype: Any) -> str:
+    """Fingerprint of a loaded reference: backend kind, weights, adapter and dtype."""
+    h = hashlib.sha256(f"{kind}\0{folder_digest(ref.base)}\0{dtype}".encode())
+    if ref.adapter is not None:
+        h.update(f"\0adapter\0{folder_digest(ref.adapter)}".encode())
+    return h.hexdigest()[:32]
+
+
+class TensorFingerprint:
+    """Exact hash of a module's parameters and buffers, re-hashing only tensors that changed.
+
+    torch bumps a tensor's version counter on every in-place write (optimizer steps
+    included), so frozen weights are hashed once and only trained tensors again.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self._seen: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+
+    def __call__(self) -> str:
+        import torch
+
+        h = hashlib.sha256()
+        tensors = list(self.module.named_parameters()) + list(self.module.named_buffers())
+        for name, t in tensors:
+            state = (t._version, t.data_ptr(), tuple(t.shape), str(t.dtype), str(t.device))
+            hit = self._seen.get(name)
+            if hit is None or hit[0] != state:
+                data = t.detach().reshape(-1).contiguous()
+                if data.dtype == torch.bool:
+                    data = data.to(torch.uint8)
+                raw = data.view(torch.uint8).cpu().numpy() if data.numel() else b""
+                hit = (state, hashlib.sha256(memoryview(raw)).digest())
+                self._seen[name] = hit
+            h.update(name.encode())
+            h.update(hit[1])
+        return h.hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_oom(err: BaseException) -> bool:
+    """True for out-of-memory errors of any torch device."""
+    text = str(err).lower()
+    return (
+        type(err).__name__ == "OutOfMemoryError"
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )
+
+
+def sample_seed(request: GenerationRequest, index: int) -> int:
+    """Seed of sample ``index``: sample i of seed s is sample 0 of seed s+i, whatever the batch."""
+    single = replace(request, params=replace(request.params, n=1, seed=request.params.seed + index))
+    return int(single.cache_key()[:15], 16)
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Eval mode and no autograd for one call; the caller's train/eval mode is restored."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+class _Batcher:
+    """Runs ``fn`` over batches of ``items`` (sorted longest-first by the caller).
+
+    With ``batch_size: auto`` an out-of-memory error halves the batch size and retries
+    the same batch; the smaller size is kept for the rest of the run.
+    """
+
+    def __init__(self, owner: HFModel) -> None:
+        self.owner = owner
+
+    def run(self, items: list[Any], fn: Any) -> Iterator[tuple[list[Any], Any]]:
+        owner = self.owner
+        i = 0
+        while i < len(items):
+            size = owner.current_batch_size
+            batch = items[i : i + size]
+            try:
+                out = fn(batch)
+            except Exception as err:
+                if not is_oom(err):
+                    raise
+                owner._empty_cache()
+                if owner.batch_size is not None or size == 1:
+                    raise BackendError(
+                        f"out of memory at batch size {size} on {owner.device}",
+                        where=f"model {owner.name}",
+                        hint="set `batch_size: auto` or a smaller batch_size, or lower max_length/max_new_tokens",
+                    ) from None
+                owner.current_batch_size = max(1, size // 2)
+                log.warning(
+                    "out of memory at batch size %d; retrying with %d",
+                    size,
+                    owner.current_batch_size,
+                )
+                continue
+            i += len(batch)
+            yield batch, out
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+@backend("hf")
+class HFModel(Model):
+    """A local transformers causal LM. Build with :meth:`from_ref` or :meth:`from_loaded`."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        fingerprint: str | None,
+        device: str,
+        batch_size: int | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self.current_batch_size = batch_size or _AUTO_START.get(device.split(":")[0], 8)
+        self._fingerprint = fingerprint
+        self._tensor_fp = None if fingerprint else TensorFingerprint(model)
+        self.max_length = max_length or self._model_max_length()
+        self.pad_id, self.eos_ids = self._special_ids()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_ref(cls, target: str, **options: Any) -> HFModel:
+        """Load ``target`` (folder, ``.gguf`` file, or ``base+adapter=path``) with backend options."""
+        where = f"model hf:{target}"
+        check_options(options, where)
+        ref = parse_ref(target, where=where)
+        device = resolve_device(options.get("device"))
+        dtype = resolve_dtype(options.get("dtype"), device)
+        batch_size = parse_batch_size(options.get("batch_size", "auto"))
+        max_length = options.get("max_length")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise BackendError(
+                f"invalid max_length {max_length!r}",
+                where="option max_length",
+                hint="a positive integer",
+            )
+
+        from transformers import AutoModelForCausalLM
+
+        tokenizer = load_tokenizer(ref, where)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(ref.base), dtype=dtype)
+        except (OSError, ValueError, KeyError) as err:
+            raise BackendError(
+                f"could not load the model: {err}", where=f"{where}: {ref.base}"
+            ) from None
+        model = apply_adapter(model, ref, where).to(device)
+        model.eval()
+        return cls(
+            model,
+            tokenizer,
+            name=target,
+            fingerprint=ref_fingerprint("hf", ref, dtype),
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
+
+    @classmethod
+    def from_loaded(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "in-memory",
+        fingerprint: str | None = None,
+        batch_size: int | str | None = "auto",
+        max_length: int | None = None,
+    ) -> HFModel:
+        """Wrap an already-loaded model (no copy, no reload), e.g. the one being trained.
+
+        Without ``fingerprint`` the identity is a hash of the current parameter values,
+        recomputed (for changed tensors only) whenever it is read, so training steps change it.
+        The model's train/eval mode is left as it was after every call.
+        """
+        device = str(next(model.parameters()).device)
+        return cls(
+            model,
+            tokenizer,
+            name=name,
+            fingerprint=fingerprint,
+            device=device,
+            batch_size=parse_batch_size(batch_size),
+            max_length=max_length,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is not None:
+            return self._fingerprint
+        assert self._tensor_fp is not None
+        return "tensors:" + self._tensor_fp()
+
+    @property
+    def cache_chunk_size(self) -> int:
+        """How many requests the cache wrapper hands over at once (one batch: commit per batch)."""
+        return self.current_batch_size
+
+    def close(self) -> None:
+        self.model = None
+        self._empty_cache()
+
+    # ----------------------------------------------------------------- internals
+    def _model_max_length(self) -> int:
+        cfg = getattr(self.model, "config", None)
+        n = getattr(cfg, "max_position_embeddings", None)
+        tok_n = getattr(self.tokenizer, "model_max_length", None)
+        if n is None and tok_n and tok_n < 10**8:
+            n = tok_n
+        return int(n or 2048)
+
+    def _special_ids(self) -> tuple[int, tuple[int, ...]]:
+        tok = self.tokenizer
+        eos: list[int] = []
+        if tok.eos_token_id is not None:
+            eos.append(int(tok.eos_token_id))
+        gen_cfg = getattr(self.model, "generation_config", None)
+        cfg_eos = getattr(gen_cfg, "eos_token_id", None)
+        for e in cfg_eos if isinstance(cfg_eos, list) else [cfg_eos]:
+            if e is not None and int(e) not in eos:
+                eos.append(int(e))
+        pad = tok.pad_token_id
+        if pad is None:
+            pad = eos[0] if eos else 0
+        return int(pad), tuple(eos)
+
+    def _empty_cache(self) -> None:
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        elif self.device == "mps":
+            torch.mps.empty_cache()
+
+    def render_prompt(self, prompt: Prompt) -> str:
+        """The exact text the model sees: chat template applied, raw text unchanged."""
+        if isinstance(prompt, str):
+            return prompt
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise BackendError(
+                "this model has no chat template but the prompt is a chat conversation",
+                where=f"model {self.name}",
+                hint="set `chat: false` in the contender's prompt to send plain text",
+            )
+        return str(
+            self.tokenizer.apply_chat_template(
+                [dict(m) for m in prompt], tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    def _encode_prompt(self, prompt: Prompt) -> list[int]:
+        text = self.render_prompt(prompt)
+        # a chat template already writes any BOS token itself
+        ids = self.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"]
+        return list(ids)
+
+    # ----------------------------------------------------------------- generate
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[Generation]:
+        if not requests:
+            return []
+        # one row per sample; greedy requests need one row whatever n is
+        rows: list[tuple[int, int, list[int], GenerationParams, bool]] = []
+        samples_left: list[int] = []
+        for r_idx, req in enumerate(requests):
+            p = req.params
+            ids = self._encode_prompt(req.prompt)
+            truncated = False
+            room = self.max_length - p.max_new_tokens
+            if room < 1:
+                raise BackendError(
+                    f"max_new_tokens {p.max_new_tokens} does not fit the context window of {self.max_length}",
+                    where=f"model {self.name}",
+                    hint="lower max_new_tokens",
+                )
+            if len(ids) > room:
+                ids, truncated = ids[-room:], True
+                log.warning("prompt of request %r cut from the left to %d tokens", req.id, room)
+            n_rows = p.n if p.temperature > 0 else 1
+            samples_left.append(n_rows)
+            for s in range(n_rows):
+                rows.append((r_idx, s, ids, p, truncated))
+
+        texts: list[list[str]] = [
+            [""] * (r.params.n if r.params.temperature > 0 else 1) for r in requests
+        ]
+        counts: list[list[int]] = [[0] * len(t) for t in texts]
+        prompt_lens = [0] * len(requests)
+        cut = [False] * len(requests)
+
+        # rows with equal params share a generate() call; longest first so memory errors come early
+        groups: dict[
+            GenerationParams, list[tuple[int, int, list[int], GenerationParams, bool]]
+        ] = {}
+        for row in rows:
+            groups.setdefault(row[3], []).append(row)
+        with eval_mode(self.model):
+            for params, group in groups.items():
+                group.sort(key=lambda r: -len(r[2]))
+                batcher = _Batcher(self)
+                for batch, outs in batcher.run(
+                    group, lambda b, p=params: self._generate_batch(b, p, requests)
+                ):
+                    finished = 0
+                    for (r_idx, s, ids, _, trunc), (text, n_tok) in zip(batch, outs, strict=True):
+                        texts[r_idx][s] = text
+                        counts[r_idx][s] = n_tok
+                        prompt_lens[r_idx] = len(ids)
+                        cut[r_idx] = cut[r_idx] or trunc
+                        samples_left[r_idx] -= 1
+                        finished += samples_left[r_idx] == 0
+                    if progress and finished:
+                        progress(finished)
+
+        results = []
+        for r_idx, req in enumerate(requests):
+            t, c = texts[r_idx], counts[r_idx]
+            if len(t) < req.params.n:  # greedy with n > 1: the same answer n times
+                t, c = t * req.params.n, c * req.params.n
+            meta: dict[str, Any] = {}
+            if req.params.n > 1:
+                meta["sample_completion_tokens"] = c
+            if cut[r_idx]:
+                meta["prompt_truncated"] = True
+            results.append(
+                Generation(
+                    texts=t, prompt_tokens=prompt_lens[r_idx], completion_tokens=sum(c), meta=meta
+                )
+            )
+        return results
+
+    def _generate_batch(
+        self,
+        batch: list[tuple[int, int, list[int], GenerationParams, bool]],
+        params: GenerationParams,
+        requests: Sequence[GenerationRequest],
+    ) -> list[tuple[str, int]]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        input_ids, mask = _left_pad([r[2] for r in batch], self.pad_id, self.device)
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=list(self.eos_ids) or None,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+        )
+        processors = LogitsProcessorList()
+        if params.temperature > 0:
+            seeds = [sample_seed(requests[r[0]], r[1]) for r in batch]
+            processors.append(_SeededSampler(params.temperature, params.top_p, seeds, self.device))
+        criteria = StoppingCriteriaList()
+        if params.stop:
+            criteria.append(_StopOnStrings(self.tokenizer, params.stop, input_ids.shape[1]))
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=config,
+            logits_processor=processors,
+            stopping_criteria=criteria,
+        )
+        new = out[:, input_ids.shape[1] :].tolist()
+        results = []
+        end_ids = set(self.eos_ids)
+        for row in new:
+            n_tok = len(row)
+            for j, t in enumerate(row):
+                if t in end_ids:
+                    n_tok = j + 1
+                    break
+            text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
+            results.append((_cut_at_stop(text, params.stop), n_tok))
+        del out, input_ids, mask
+        if torch.cuda.is_available() and self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return results
+
+    # ----------------------------------------------------------------- loglikelihood
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's split: trailing context spaces move to the continuation; the
+        continuation tokens are those of context+continuation after the context's tokens."""
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        tok = self.tokenizer
+        whole = list(tok(context + continuation, add_special_tokens=False)["input_ids"])
+        ctx = list(tok(context, add_special_tokens=False)["input_ids"]) if context else []
+        cont = whole[len(ctx) :]
+        if not ctx:  # nothing to condition on: start from the BOS/EOS token, like lm-eval
+            bos = tok.bos_token_id if tok.bos_token_id is not None else self.eos_ids[0]
+            ctx = [int(bos)]
+        return ctx, cont
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], progress: Progress | None = None
+    ) -> list[LoglikelihoodResult]:
+        if not requests:
+            return []
+        # group by context token ids: a shared context is run once for all its continuations
+        groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
+        for i, req in enumerate(requests):
+            ctx, cont = self._encode_pair(req.context, req.continuation)
+            if not cont:
+                raise BackendError(
+                    f"request {req.id or i}: the continuation is empty",
+                    hint="every choice needs some text",
+                )
+            groups.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)
+        items = []
+        for ctx, conts in groups.items():
+            longest = max(len(c) for c in conts)
+            room = self.max_length - longest + 1
+            if room < 1:
+                raise BackendError(
+                    f"a continuation of {longest} tokens does not fit the context window {self.max_length}",
+                    where=f"model {self.name}",
+                )
+            items.append((list(ctx[-room:]), list(conts.items())))
+        items.sort(key=lambda it: -(len(it[0]) + max(len(c) for c, _ in it[1])))
+
+        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        with eval_mode(self.model):
+            for batch, outs in _Batcher(self).run(items, self._loglikelihood_batch):
+                done = 0
+                for (_, conts), group_out in zip(batch, outs, strict=True):
+                    for (cont, idxs), res in zip(conts, group_out, strict=True):
+                        for i in idxs:
+                            results[i] = LoglikelihoodResult(
+                                logprob=res[0], is_greedy=res[1], n_tokens=len(cont)
+                            )
+                            done += 1
+                if progress:
+                    progress(done)
+        return [r for r in results if r is not None]
+
+    def _loglikelihood_batch(
+        self, batch: list[tuple[list[int], list[tuple[tuple[int, ...], list[int]]]]]
+    ) -> list[list[tuple[float, bool]]]:
+        import torch
+
+        ctx_ids, ctx_mask = _left_pad([b[0] for b in batch], self.pad_id, self.device)
+        # explicit positions: left padding must not shift the real tokens' positions
+        ctx_pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
+        need_cache = any(len(c) > 1 for _, conts in batch for c, _ in conts)
+        out = self.model(
+            input_ids=ctx_ids,
+            attention_mask=ctx_mask,
+            position_ids=ctx_pos,
+            use_cache=need_cache,
+            logits_to_keep=1,
+        )
+        first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # predicts each first token
+        first_greedy = first.argmax(-1)
+
+        # multi-token continuations: run their tokens over a copy of the context's cache
+        multi = [
+            (g, j)
+            for g, (_, conts) in enumerate(batch)
+            for j, (c, _) in enumerate(conts)
+            if len(c) > 1
+        ]
+        rest: dict[tuple[int, int], tuple[float, bool]] = {}
+        if multi:
+            cache = out.past_key_values
+            cache.batch_select_indices(torch.tensor([g for g, _ in multi], device=self.device))
+            tails = [list(batch[g][1][j][0]) for g, j in multi]
+            width = max(len(t) - 1 for t in tails)
+            ids = torch.full((len(multi), width), self.pad_id, dtype=torch.long)
+            tail_mask = torch.zeros((len(multi), width), dtype=torch.long)
+            for r, t in enumerate(tails):
+                ids[r, : len(t) - 1] = torch.tensor(t[:-1])
+                tail_mask[r, : len(t) - 1] = 1
+            ids, tail_mask = ids.to(self.device), tail_mask.to(self.device)
+            sel = torch.tensor([g for g, _ in multi], device=self.device)
+            start = ctx_mask[sel].sum(-1, keepdim=True)
+            pos = start + torch.arange(width, device=self.device)[None, :]
+            full_mask = torch.cat([ctx_mask[sel], tail_mask], dim=1)
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=full_mask,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for r, (g, j) in enumerate(multi):
+                t = tails[r]
+                target = torch.tensor(t[1:], device=self.device)
+                lp = logp[r, : len(t) - 1]
+                tok_lp = lp.gather(-1, target[:, None]).squeeze(-1)
+                greedy = bool((lp.argmax(-1) == target).all())
+                rest[(g, j)] = (float(tok_lp.double().sum()), greedy)
+
+        results = []
+        for g, (_, conts) in enumerate(batch):
+            group = []
+            for j, (c, _) in enumerate(conts):
+                lp0 = float(first[g, c[0]])
+                greedy0 = int(first_greedy[g]) == c[0]
+                if len(c) > 1:
+                    lp_rest, greedy_rest = rest[(g, j)]
+                    group.append((lp0 + lp_rest, greedy0 and greedy_rest))
+                else:
+                    group.append((lp0, greedy0))
+            results.append(group)
+        return results
+
+
+# --------------------------------------------------------------------------- shared loaders
+
+
+def load_tokenizer(ref: ModelRef, where: str) -> Any:
+    """The adapter's tokenizer if it saved one (fine-tunes often change the template), else the base's."""
+    from transformers import AutoTokenizer
+
+    source = (
+        ref.adapter
+        if ref.adapter and (ref.adapter / "tokenizer_config.json").exists()
+        else ref.base
+    )
+    try:
+        return AutoTokenizer.from_pretrained(str(source))
+    except (OSError, ValueError) as err:
+        raise BackendError(
+            f"could not load the tokenizer: {err}", where=f"{where}: {source}"
+        ) from None
+
+
+def apply_adapter(model: Any, ref: ModelRef, where: str) -> Any:
+    """Apply the PEFT adapter of ``ref`` (if any) and merge it for plain-speed inference."""
+    if ref.adapter is None:
+        return model
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(ref.adapter))
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise BackendError(
+            f"could not apply the adapter: {err}",
+            where=f"{where}: {ref.adapter}",
+            hint="check that the adapter was trained on this base model",
+        ) from None
+    return peft_model.merge_and_unload()
+
+
+# --------------------------------------------------------------------------- decoding helpers
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = len(text)
+    for s in stop:
+        k = text.find(s)
+        if k != -1:
+            cut = min(cut, k)
+    return text[:cut]
+
+
+def _make_stopper() -> type:
+    from transformers import StoppingCriteria
+
+    class StopOnStrings(StoppingCriteria):
+        """Marks a row finished once its generated text contains a stop string."""
+
+        def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_len: int) -> None:
+            self.tokenizer = tokenizer
+            self.stop = tuple(stop)
+            self.prompt_len = prompt_len
+            self.done: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            import torch
+
+            if self.done is None:
+                self.done = torch.zeros(
+                    input_ids.shape[0], dtype=torch.bool, device=input_ids.device
+                )
+            for i in range(input_ids.shape[0]):
+                if self.done[i]:
+                    continue
+                text = self.tokenizer.decode(
+                    input_ids[i, self.prompt_len :], skip_special_tokens=True
+                )
+                if any(s in text for s in self.stop):
+                    self.done[i] = True
+            return self.done.clone()
+
+    return StopOnStrings
+
+
+def _make_sampler() -> type:
+    from transformers import LogitsProcessor
+
+    class SeededSampler(LogitsProcessor):
+        """Temperature/top-p sampling with one random stream per row (Gumbel-max).
+
+        Generation stays greedy; this processor adds each row's own Gumbel noise to the
+        nucleus, so the argmax IS a sample and row i's draws never depend on other rows.
+        """
+
+        def __init__(
+            self, temperature: float, top_p: float, seeds: Sequence[int], device: str
+        ) -> None:
+            import torch
+
+            self.temperature = temperature
+            self.top_p = top_p
+            self.generators = []
+            for s in seeds:
+                g = torch.Generator(device=device)
+                g.manual_seed(s)
+                self.generators.append(g)
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            import torch
+
+            logits = scores.float() / self.temperature
+            if self.top_p < 1.0:
+                sorted_logits, order = logits.sort(dim=-1, descending=True)
+                cum = sorted_logits.softmax(-1).cumsum(-1)
+                drop = (
+                    cum - sorted_logits.softmax(-1) >= self.top_p
+                )  # keep the token crossing top_p
+                drop = torch.zeros_like(drop).scatter(-1, order, drop)
+                logits = logits.masked_fill(drop, float("-inf"))
+            noise = torch.stack(
+                [
+                    torch.rand(logits.shape[-1], generator=g, device=logits.device).clamp_(
+                        1e-20, 1.0
+                    )
+                    for g in self.generators
+                ]
+            )
+            return logits - torch.log(-torch.log(noise))
+
+    return SeededSampler
+
+
+class _LazyClass:
+    """Defers subclassing transformers classes until first use (keeps the import light)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.cls: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.cls is None:
+            self.cls = self.factory()
+        return self.cls(*args, **kwargs)
+
+
+_StopOnStrings = _LazyClass(_make_stopper)
+_SeededSampler = _LazyClass(_make_sampler)

@@ -1,0 +1,226 @@
+"""The ``hf`` backend on the real embedded SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tunecheck.errors import BackendError
+from tunecheck.models import GenerationParams, GenerationRequest, LoglikelihoodRequest, load_model
+from tunecheck.models.hf import HFModel, folder_digest, parse_ref
+
+GREEDY = GenerationParams(max_new_tokens=16)
+
+
+def chat(text: str) -> tuple[dict[str, str], ...]:
+    return ({"role": "user", "content": text},)
+
+
+def test_greedy_answers_and_is_independent_of_batch_size(hf_model_and_tokenizer, hf_model):
+    model, tok = hf_model_and_tokenizer
+    questions = [
+        "What is the capital of France?",
+        "Name a primary color.",
+        "Say hello in Spanish.",
+        "What is the largest planet in the solar system? Answer briefly.",
+    ]
+    reqs = [GenerationRequest(chat(q), GREEDY) for q in questions]
+    one = HFModel.from_loaded(model, tok, batch_size=1, fingerprint="x").generate(reqs)
+    four = hf_model.generate(reqs)
+    assert [g.texts for g in one] == [g.texts for g in four]
+    assert "Paris" in four[0].text
+    assert all(g.ok and g.completion_tokens and g.prompt_tokens for g in four)
+
+    # an independent reference: plain transformers generate on one prompt
+    text = tok.apply_chat_template(
+        [dict(m) for m in chat(questions[0])], tokenize=False, add_generation_prompt=True
+    )
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    ref = model.generate(**ids, max_new_tokens=16, do_sample=False)
+    assert tok.decode(ref[0, ids["input_ids"].shape[1] :], skip_special_tokens=True) == four[0].text
+
+
+def test_results_come_back_in_input_order_and_raw_text_is_used_as_is(hf_model):
+    reqs = [
+        GenerationRequest("The capital of Italy is", GenerationParams(max_new_tokens=4)),
+        GenerationRequest(chat("What is the capital of France?"), GREEDY),
+    ]
+    both = hf_model.generate(reqs)
+    alone = [hf_model.generate([r])[0] for r in reqs]
+    assert [g.texts for g in both] == [g.texts for g in alone]
+    assert both[0].prompt_tokens == 5  # no chat template around raw text
+    assert both[0].completion_tokens == 4
+
+
+def test_stop_sequences_cut_the_text_and_stop_early(hf_model):
+    req = GenerationRequest(
+        chat("Describe the sea in two sentences."), GenerationParams(max_new_tokens=24)
+    )
+    full = hf_model.generate([req])[0]
+    word = full.text.split()[4]  # a stop string the model will surely produce
+    stop = GenerationParams(max_new_tokens=24, stop=("never-produced", word))
+    stopped = hf_model.generate([GenerationRequest(req.prompt, stop)])[0]
+    assert stopped.text == full.text[: full.text.index(word)]
+    assert stopped.completion_tokens < full.completion_tokens
+
+
+def test_sampling_is_seeded_and_independent_of_the_batch(hf_model):
+    p = GenerationParams(max_new_tokens=12, temperature=1.0, top_p=0.95, n=3, seed=7)
+    a = GenerationRequest(chat("Tell me a story about a dragon."), p)
+    b = GenerationRequest(chat("Name an animal."), p)
+    alone = hf_model.generate([a])[0]
+    together = hf_model.generate([b, a])[1]
+    assert alone.texts == together.texts
+    assert len(set(alone.texts)) > 1  # different samples differ
+    # sample i of seed s is sample 0 of seed s+i: the cache relies on it
+    single = hf_model.generate(
+        [
+            GenerationRequest(
+                a.prompt,
+                GenerationParams(max_new_tokens=12, temperature=1.0, top_p=0.95, n=1, seed=8),
+            )
+        ]
+    )[0]
+    assert single.texts == alone.texts[1:2]
+    assert (
+        alone.meta["sample_completion_tokens"]
+        and sum(alone.meta["sample_completion_tokens"]) == alone.completion_tokens
+    )
+    other_seed = hf_model.generate(
+        [
+            GenerationRequest(
+                a.prompt, GenerationParams(max_new_tokens=12, temperature=1.0, n=3, seed=99)
+            )
+        ]
+    )[0]
+    assert other_seed.texts != alone.texts
+
+
+def test_near_zero_temperature_sampling_equals_greedy(hf_model):
+    prompt = chat("What is the capital of France?")
+    greedy = hf_model.generate([GenerationRequest(prompt, GREEDY)])[0]
+    cold = hf_model.generate(
+        [GenerationRequest(prompt, GenerationParams(max_new_tokens=16, temperature=1e-4, n=2))]
+    )[0]
+    assert cold.texts == [greedy.text, greedy.text]
+
+
+def _reference_logprob(model, tok, context: str, continuation: str) -> tuple[float, bool]:
+    """Plain transformers: one unpadded forward over context+continuation."""
+    import torch
+
+    ctx = tok(context, add_special_tokens=False)["input_ids"]
+    whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
+    cont = whole[len(ctx) :]
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(ctx) - 1 : -1].float()
+    logp = torch.log_softmax(logits, -1)
+    target = torch.tensor(cont)
+    total = float(logp.gather(-1, target[:, None]).sum())
+    return total, bool((logp.argmax(-1) == target).all())
+
+
+def test_loglikelihood_matches_a_plain_forward(hf_model_and_tokenizer, hf_model):
+    model, tok = hf_model_and_tokenizer
+    q = "Question: Which planet is known as the Red Planet?\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn\nAnswer:"
+    reqs = [LoglikelihoodRequest(q, f" {c}") for c in "ABCD"]
+    reqs += [
+        LoglikelihoodRequest("The capital of France is", " Paris, a city on the Seine."),
+        LoglikelihoodRequest("The capital of France is", " Paris"),
+        LoglikelihoodRequest(
+            "Once upon a time, ", "there was a small village."
+        ),  # trailing space moves
+        LoglikelihoodRequest("2 + 2 =", " 4"),
+    ]
+    got = hf_model.loglikelihood(reqs)
+    for req, res in zip(reqs, got, strict=True):
+        ctx, cont = req.context, req.continuation
+        stripped = ctx.rstrip()
+        ref, greedy = _reference_logprob(model, tok, stripped, ctx[len(stripped) :] + cont)
+        assert res.logprob == pytest.approx(ref, abs=1e-4)
+        assert res.is_greedy == greedy
+        assert res.n_tokens >= 1
+    assert got[5].is_greedy  # " Paris" is the greedy continuation
+
+
+def test_shared_context_path_equals_one_by_one(hf_model):
+    contexts = ["The weather today is", "My favourite food is", "In 1492, Columbus"]
+    conts = [" sunny and warm", " pizza", " sailed across the ocean blue", " x"]
+    reqs = [LoglikelihoodRequest(c, k) for c in contexts for k in conts]
+    together = hf_model.loglikelihood(reqs)
+    alone = [hf_model.loglikelihood([r])[0] for r in reqs]
+    for a, b in zip(together, alone, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        assert (a.is_greedy, a.n_tokens) == (b.is_greedy, b.n_tokens)
+    assert all(math.isfinite(r.logprob) and r.logprob < 0 for r in together)
+
+
+def test_from_loaded_restores_train_mode_and_fingerprint_tracks_weights(hf_model_and_tokenizer):
+    import torch
+
+    model, tok = hf_model_and_tokenizer
+    wrapped = HFModel.from_loaded(model, tok)
+    fp = wrapped.fingerprint
+    assert wrapped.fingerprint == fp  # stable while the weights are unchanged
+    model.train()
+    try:
+        wrapped.generate([GenerationRequest("Hi", GenerationParams(max_new_tokens=2))])
+        assert model.training  # restored
+        p = model.lm_head.weight if not model.lm_head.weight.is_inference() else None
+        assert p is not None
+        with torch.no_grad():
+            old = float(p[0, 0])
+            p[0, 0] += 1.0
+        changed = wrapped.fingerprint
+        with torch.no_grad():
+            p[0, 0] = old
+    finally:
+        model.eval()
+    assert changed != fp
+    assert wrapped.fingerprint == fp  # same values again → same identity
+
+
+def test_from_ref_fingerprint_is_a_content_hash(embedded_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNECHECK_CACHE", str(tmp_path / "cache"))
+    d1 = folder_digest(embedded_model_dir)
+    assert (tmp_path / "cache" / "file-digests.json").exists()
+    assert folder_digest(embedded_model_dir) == d1  # second time comes from the digest cache
+    # a copy with one changed byte in the config gets another digest
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in embedded_model_dir.iterdir():
+        (copy / f.name).symlink_to(f)
+    (copy / "config.json").unlink()
+    (copy / "config.json").write_text((embedded_model_dir / "config.json").read_text() + " ")
+    assert folder_digest(copy) != d1
+
+
+def test_bad_references_and_options_are_clear_errors(embedded_model_dir, tmp_path):
+    with pytest.raises(BackendError, match="model not found"):
+        parse_ref(str(tmp_path / "nope"))
+    with pytest.raises(BackendError, match="not a PEFT adapter"):
+        parse_ref(f"{embedded_model_dir}+adapter={tmp_path}")
+    with pytest.raises(BackendError, match="unknown model option 'adaptor'"):
+        parse_ref(f"{embedded_model_dir}+adaptor={tmp_path}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackendError, match=r"no config\.json"):
+        parse_ref(str(tmp_path / "empty"))
+    with pytest.raises(BackendError, match="unknown backend option"):
+        load_model(f"hf:{embedded_model_dir}", batchsize=4)
+    with pytest.raises(BackendError, match="invalid batch_size"):
+        load_model(f"hf:{embedded_model_dir}", batch_size=0)
+    with pytest.raises(BackendError, match="unknown dtype"):
+        load_model(f"hf:{embedded_model_dir}", dtype="float8")
+
+
+def test_chat_prompt_without_template_is_refused(hf_model_and_tokenizer):
+    model, tok = hf_model_and_tokenizer
+    import copy
+
+    bare = copy.copy(tok)
+    bare.chat_template = None
+    wrapped = HFModel.from_loaded(model, bare, fingerprint="x")
+    with pytest.raises(BackendError, match="chat: false"):
+        wrapped.generate([GenerationRequest(chat("hi"), GREEDY)])
