@@ -1,0 +1,1 @@
+"""The built-in demo: a generated task and its LoRA fine-tuning recipe."""
