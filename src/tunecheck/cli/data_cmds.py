@@ -93,6 +93,7 @@ def split_cmd(
         + (f", stratified by {lock.stratify!r}" if lock.stratify else "")
         + ")",
         highlight=False,
+        soft_wrap=True,
     )
     if lock.folds:
         from tunecheck.data import read_lock
@@ -104,11 +105,14 @@ def split_cmd(
     else:
         for name, info in lock.splits.items():
             console.print(
-                f"  {name:5} {info.rows:>7} rows  {lock.folder / info.path}", highlight=False
+                f"  {name:5} {info.rows:>7} rows  {out / info.path}",
+                highlight=False,
+                soft_wrap=True,
             )
     console.print(
         f"[green]locked[/] {lock.path}  (check it with `tunecheck verify {lock.path}`)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
