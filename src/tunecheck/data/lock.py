@@ -92,8 +92,11 @@ class Lock:
             raise LockError(
                 f"the lock has no {name!r} split (it has: {', '.join(self.splits) or 'none'})",
                 where=str(self.path),
-                hint="for a k-fold lock, pass one fold's lock: "
-                + (", ".join(self.folds[:2]) if self.folds else ""),
+                hint=(
+                    "this is a k-fold index; pass one fold's lock, e.g. " + self.folds[0]
+                    if self.folds
+                    else "use one of the splits listed in the lock"
+                ),
             )
         return self.folder / self.splits[name].path
 
