@@ -239,10 +239,8 @@ def run_generation(
         for c in spec.contenders:
             model = models[_model_key(c)]
             requests = build_requests(c, task.examples, spec.seed)
-            calls_before = getattr(model, "calls", 0)
             with progress_task(progress, f"{c.name} · {task.spec.name}", len(requests)) as advance:
                 gens = model.generate(requests, progress=advance)
-            state.model_calls += getattr(model, "calls", 0) - calls_before
             out = ContenderOutputs(c.name, task.spec.name, gens)
             state.outputs[(c.name, task.spec.name)] = out
             store.put_outputs(
@@ -314,7 +312,9 @@ def run(
         check_guards(spec, models, tasks)
         with make_progress(console, enabled=options.show_progress) as progress:
             run_generation(state, spec, models, store, progress)
-            probe_outcomes = run_probes(spec, models, progress, state) if options.probes else []
+            probe_outcomes = run_probes(spec, models, progress) if options.probes else []
+        # every request sent to a backend: generation, guards and probes (cache hits excluded)
+        state.model_calls = sum(getattr(m, "calls", 0) for m in models.values())
         from tunecheck.evaluate import assemble_result
 
         result = assemble_result(spec, state, probe_outcomes, store=store)
@@ -353,9 +353,7 @@ def probe_models(spec: Spec, models: dict[str, Model]) -> tuple[Model, Model] | 
     return None
 
 
-def run_probes(
-    spec: Spec, models: dict[str, Model], progress: Progress, state: RunState
-) -> list[Any]:
+def run_probes(spec: Spec, models: dict[str, Model], progress: Progress) -> list[Any]:
     """Run every probe on the base and the fine-tuned model; returns (spec, base, ft) outcomes."""
     from tunecheck.probes import build_probe, run_probe
 
@@ -368,11 +366,9 @@ def run_probes(
         probe = build_probe(probe_spec, seed=spec.seed)
         results = []
         for label, model in (("base", base), ("fine-tuned", cand)):
-            calls_before = getattr(model, "calls", 0)
             with progress_task(
                 progress, f"probe {probe_spec.name} · {label}", len(probe.examples)
             ) as advance:
                 results.append(run_probe(probe, model, progress=advance))
-            state.model_calls += getattr(model, "calls", 0) - calls_before
         outcomes.append((probe_spec, results[0], results[1]))
     return outcomes

@@ -34,6 +34,9 @@ def _frac(text: str) -> float:
 
 @backend("scripted")
 class ScriptedModel(Model):
+    #: the cache wrapper commits after every chunk of this many requests
+    cache_chunk_size = 8
+
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.answers: dict[str, str] = json.loads(Path(os.environ["TUNECHECK_SCRIPT"]).read_text())
@@ -50,12 +53,18 @@ class ScriptedModel(Model):
         return hashlib.sha256(f"scripted:{self.mode}".encode()).hexdigest()
 
     def _answer(self, request: GenerationRequest) -> str:
-        prompt = request.prompt if isinstance(request.prompt, str) else request.prompt[-1]["content"]
+        prompt = (
+            request.prompt if isinstance(request.prompt, str) else request.prompt[-1]["content"]
+        )
         reference = self.answers.get(prompt)
         if reference is None:
             return "I do not know."
         accuracy = ACCURACY[self.mode]
-        if self.mode == "prompted" and not isinstance(request.prompt, str) and len(request.prompt) > 1:
+        if (
+            self.mode == "prompted"
+            and not isinstance(request.prompt, str)
+            and len(request.prompt) > 1
+        ):
             accuracy = 0.5  # the system prompt helps a little
         return reference if _frac(prompt) < accuracy else '{"category": "other"}'
 
@@ -77,4 +86,6 @@ class ScriptedModel(Model):
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Progress | None = None
     ) -> list[LoglikelihoodResult]:
-        return [LoglikelihoodResult(-_frac(r.context + r.continuation + self.mode)) for r in requests]
+        return [
+            LoglikelihoodResult(-_frac(r.context + r.continuation + self.mode)) for r in requests
+        ]
