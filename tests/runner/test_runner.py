@@ -105,7 +105,7 @@ def test_identical_contenders_are_refused(project: Path) -> None:
         )
     )
     spec = load_spec(project / "tunecheck.yaml")
-    with pytest.raises(GuardError, match="base\\+prompt.*finetuned|finetuned.*base\\+prompt"):
+    with pytest.raises(GuardError, match=r"base\+prompt.*finetuned|finetuned.*base\+prompt"):
         run(
             spec, options=RunOptions(store_url=f"sqlite:///{project / 's.db'}", show_progress=False)
         )
