@@ -362,13 +362,7 @@ def instructions(
     kinds = list(kinds or INSTRUCTION_KINDS)
     unknown = sorted(set(kinds) - set(INSTRUCTION_KINDS))
     if unknown:
-        from tunecheck.errors import SpecError
-
-        raise SpecError(
-            f"unknown instruction kinds {unknown}",
-            where="probes.options.kinds",
-            hint=f"choose from {', '.join(INSTRUCTION_KINDS)}",
-        )
+        raise ValueError(f"unknown kinds {unknown}; choose from {', '.join(INSTRUCTION_KINDS)}")
     out = []
     for i in range(n):
         topic = rng.choice(TOPICS)

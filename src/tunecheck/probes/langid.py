@@ -115,7 +115,8 @@ DEVANAGARI_STOPWORDS: dict[str, frozenset[str]] = {
 
 _URDU_MARKERS = set("ٹڈڑںےھ")
 _PERSIAN_MARKERS = set("پچژگکی")
-_WORD = re.compile(r"[^\W\d_]+")
+# split on spaces, not on \w: Indic vowel signs are combining marks that \w does not match
+_PUNCT = "\"'“”‘’«»()[]{}.,;:!?¿¡।॥،؟…-–—"
 
 
 @lru_cache(maxsize=4096)
@@ -151,7 +152,7 @@ def detect_language_heuristic(text: str) -> str | None:
         if letters & _PERSIAN_MARKERS:
             return "fa"
         return "ar"
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w.strip(_PUNCT).lower() for w in text.split()]
     if script == "CYRILLIC":
         if letters & set("іїєґІЇЄҐ"):
             return "uk"

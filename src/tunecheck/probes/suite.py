@@ -53,7 +53,7 @@ def build_probe(spec: ProbeSpec, *, seed: int) -> Probe:
         builtin = probes.get(spec.builtin, where=f"{where}.builtin")
         try:
             examples = builtin.generate(spec.n, seed, **gen_opts)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise SpecError(
                 f"invalid option for the {spec.builtin!r} probe: {err}", where=f"{where}.options"
             ) from None
