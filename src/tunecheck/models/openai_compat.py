@@ -17,6 +17,7 @@ written to an error message (server replies that echo it are scrubbed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -169,6 +170,117 @@ class _Failure(Exception):
         self.connect = connect
 
 
+class _Reply:
+    """Status, lower-cased headers and body of one HTTP answer."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class _Connections:
+    """Keep-alive HTTP/1.1 connections to one server, one per request in flight.
+
+    Built on httpcore, the engine under httpx, without httpx's client layer: the
+    adaptive limiter already bounds requests in flight, so a free list of
+    connections replaces httpx's pool, whose bookkeeping costs grow with the square
+    of the pool size and dominated the cost of a request at concurrency 64
+    (see bench/bench_openai.py). Proxy environment variables are not consulted.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
+        from urllib.parse import urlsplit
+
+        import httpcore
+
+        parts = urlsplit(base_url)
+        scheme = parts.scheme.encode()
+        host = (parts.hostname or "").encode()
+        port = parts.port or (443 if scheme == b"https" else 80)
+        self._origin = httpcore.Origin(scheme, host, port)
+        self._prefix = parts.path.rstrip("/")
+        self._ssl = httpcore.default_ssl_context() if scheme == b"https" else None
+        self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+        connect = min(timeout, 10.0)
+        self._extensions = {
+            "timeout": {"connect": connect, "read": timeout, "write": timeout, "pool": timeout}
+        }
+        self._urls: dict[str, Any] = {}
+        self._free: list[Any] = []
+        self._open: set[Any] = set()
+
+    def _url(self, path: str) -> Any:
+        import httpcore
+
+        url = self._urls.get(path)
+        if url is None:
+            o = self._origin
+            url = httpcore.URL(
+                scheme=o.scheme, host=o.host, port=o.port, target=f"{self._prefix}/{path}".encode()
+            )
+            self._urls[path] = url
+        return url
+
+    def _take(self) -> Any:
+        import httpcore
+
+        while self._free:
+            conn = self._free.pop()
+            if not conn.is_closed() and not conn.has_expired():
+                return conn
+            self._open.discard(conn)  # the server closed it while idle
+        conn = httpcore.AsyncHTTPConnection(self._origin, ssl_context=self._ssl)
+        self._open.add(conn)
+        return conn
+
+    async def post(self, path: str, content: bytes) -> _Reply:
+        conn = self._take()
+        try:
+            resp = await conn.request(
+                "POST",
+                self._url(path),
+                headers=self._headers,
+                content=content,
+                extensions=self._extensions,
+            )
+        except BaseException:
+            # timed out, cancelled or broken: its state is unknown, never reuse it
+            self._open.discard(conn)
+            with contextlib.suppress(Exception):
+                await conn.aclose()
+            raise
+        if conn.is_idle():
+            self._free.append(conn)
+        else:
+            self._open.discard(conn)
+            await conn.aclose()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in resp.headers}
+        return _Reply(resp.status, headers, resp.content)
+
+    async def aclose(self) -> None:
+        for conn in list(self._open):
+            with contextlib.suppress(Exception):
+                await conn.aclose()
+        self._open.clear()
+        self._free.clear()
+
+    async def __aenter__(self) -> _Connections:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 def _retry_after(headers: Any) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
     ms = headers.get("retry-after-ms")
@@ -206,7 +318,8 @@ def _server_message(resp: Any) -> str:
             err = err.get("message", err)
         if err:
             return str(err)[:300]
-    return resp.text[:300].strip() or resp.reason_phrase
+    status = getattr(resp, "status", None) or getattr(resp, "status_code", "")
+    return resp.text[:300].strip() or f"HTTP {status}"
 
 
 def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -410,19 +523,8 @@ class OpenAIModel(Model):
             hint=hint,
         )
 
-    def _client(self) -> Any:
-        import httpx
-
-        # the adaptive limiter bounds requests in flight; the pool only needs to keep them alive
-        limits = httpx.Limits(
-            max_connections=self.concurrency + 8, max_keepalive_connections=self.concurrency + 8
-        )
-        return httpx.AsyncClient(
-            base_url=self.base_url + "/",
-            headers=self._headers(),
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            limits=limits,
-        )
+    def _client(self) -> _Connections:
+        return _Connections(self.base_url, self._headers(), self.timeout)
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
@@ -437,10 +539,10 @@ class OpenAIModel(Model):
             return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
 
     async def _post(
-        self, client: Any, limiter: AdaptiveConcurrency, path: str, body: dict[str, Any]
+        self, client: _Connections, limiter: AdaptiveConcurrency, path: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         """POST with retries; returns the JSON answer or raises :class:`_Failure`."""
-        import httpx
+        import httpcore
 
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         stats = self.stats
@@ -451,18 +553,18 @@ class OpenAIModel(Model):
             stats.http_calls += 1
             try:
                 async with asyncio.timeout(self.timeout):
-                    resp = await client.post(path, content=content)
-            except (TimeoutError, httpx.TimeoutException):
+                    resp = await client.post(path, content)
+            except (TimeoutError, httpcore.TimeoutException):
                 stats.timeouts += 1
                 last = _Failure(f"timed out after {self.timeout:g} s")
-            except httpx.TransportError as err:
+            except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as err:
                 stats.dropped += 1
                 last = _Failure(
                     f"connection error ({type(err).__name__}: {err})",
-                    connect=isinstance(err, httpx.ConnectError),
+                    connect=isinstance(err, httpcore.ConnectError | ConnectionRefusedError),
                 )
             else:
-                status = resp.status_code
+                status = resp.status
                 if status == 200:
                     try:
                         data = resp.json()
