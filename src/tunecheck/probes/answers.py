@@ -105,8 +105,11 @@ def parse_letter(text: str, n_choices: int, choices: Sequence[str] | None = None
         return valid.index(bracketed.pop())
     # 4) exactly one distinct stand-alone capital letter ("I think C is right"); "A"/"I"
     # followed by a lower-case word are the article and pronoun, not answers
-    singles = {x for x in re.findall(rf"(?<![A-Za-z'])([{valid}])(?![A-Za-z'])(?!\s+[a-z])", text)}
-    singles |= {x for x in re.findall(rf"(?<![A-Za-z'])([{valid}])(?=[\.\):])", text)}
+    singles = {
+        m.group(1)
+        for m in re.finditer(rf"(?<![A-Za-z'])([{valid}])(?![A-Za-z'])", text)
+        if not (m.group(1) in "AI" and re.match(r"\s+[a-z]", text[m.end() :]))
+    }
     if len(singles) == 1:
         return valid.index(singles.pop())
     # 5) the text of exactly one choice
