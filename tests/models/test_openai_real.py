@@ -21,7 +21,7 @@ CHATS = [
     "What is the capital of France?",
     "Is this review positive or negative? 'The food was cold and the waiter rude.'",
 ]
-MAX_NEW = 10
+MAX_NEW = 8
 
 
 @pytest.fixture(scope="module")

@@ -467,6 +467,10 @@ class OpenAIModel(Model):
             self._fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()
         return self._fingerprint
 
+    def _lookup_served(self) -> None:
+        with contextlib.suppress(BackendError):
+            _ = self.fingerprint
+
     def _served_identity(self) -> str:
         import httpx
 
@@ -618,6 +622,9 @@ class OpenAIModel(Model):
                     results[i] = await one(items[i], limiter, client)
                 except _Failure as failure:
                     failure.message = self._scrub(failure.message)
+                    if first and failure.status == 404 and self._served is None:
+                        # list the served models in the error (off the loop: httpx sync call)
+                        await asyncio.to_thread(self._lookup_served)
                     results[i] = on_failure(items[i], failure, first)
                 if progress is not None:
                     progress(1)
@@ -647,7 +654,8 @@ class OpenAIModel(Model):
     def _check_fatal(self, failure: _Failure, path: str) -> None:
         """On the first request: a refused key, unknown model or wrong URL raises."""
         if failure.status in (401, 403):
-            raise self._auth_error(failure.status, failure.message)
+            detail = failure.message.removeprefix(f"HTTP {failure.status}: ")
+            raise self._auth_error(failure.status, detail)
         if failure.status == 404:
             served = f"; served models: {', '.join(self._served)}" if self._served else ""
             if "model" in failure.message.lower() or (
