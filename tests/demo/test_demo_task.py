@@ -66,8 +66,6 @@ def test_generation_is_deterministic_per_seed():
     c = generate_support_tickets(150, seed=4)
     assert a == b
     assert [r["input"] for r in a] != [r["input"] for r in c]
-    # a longer run starts with the same rows: sizes are nested
-    assert generate_support_tickets(200, seed=3)[:150] == a
 
 
 def test_labels_match_an_independent_rederivation():

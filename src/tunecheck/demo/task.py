@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -246,46 +247,78 @@ def _message(category: str, priority: str, product: str, rng: random.Random) -> 
     return text
 
 
+# A generated row is dropped when this share of its 13-word n-grams also occurs in
+# other rows: `tunecheck split`/`verify` flag test rows whose n-grams are >= 50% seen
+# in training, and a template generator must not produce such near-duplicates.
+NEAR_DUP_NGRAM = 13
+NEAR_DUP_MAX_SHARED = 0.4
+
+
+def _candidates(m: int, seed: int) -> list[tuple[str, str, str, str]]:
+    rng = random.Random(seed)
+    # a mildly unbalanced mix, as real queues are
+    cat_weights = (0.22, 0.16, 0.22, 0.25, 0.15)
+    prio_weights = (0.25, 0.45, 0.30)
+    out = []
+    for _ in range(m):
+        category = rng.choices(CATEGORIES, cat_weights)[0]
+        priority = rng.choices(PRIORITIES, prio_weights)[0]
+        product = rng.choice(tuple(PRODUCTS))
+        out.append((_message(category, priority, product, rng), category, priority, product))
+    return out
+
+
+def _distinct(cands: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """Candidates that are neither exact nor near duplicates of any other candidate."""
+    from tunecheck.data.contamination import words
+
+    tokens = [words(c[0]) for c in cands]
+    n = NEAR_DUP_NGRAM
+    grams = [{tuple(w[i : i + n]) for i in range(len(w) - n + 1)} for w in tokens]
+    df = Counter(g for gs in grams for g in gs)
+    seen: set[str] = set()
+    keep = []
+    for cand, toks, gs in zip(cands, tokens, grams, strict=True):
+        key = " ".join(toks)
+        shared = sum(df[g] > 1 for g in gs) / len(gs) if gs else 0.0
+        if key in seen or shared >= NEAR_DUP_MAX_SHARED:
+            continue
+        seen.add(key)
+        keep.append(cand)
+    return keep
+
+
 def generate_support_tickets(n: int, seed: int = 0) -> list[dict[str, str]]:
     """``n`` distinct support messages with their reference ticket JSON.
 
     Rows are ``{"id", "input", "reference", "category", "priority", "product"}``;
     ``category`` is also a top-level field so a split can stratify on it and reports
-    can slice by it. The same ``(n, seed)`` always gives the same rows.
+    can slice by it. The same ``(n, seed)`` always gives the same rows. No row
+    shares 40% or more of its 13-word n-grams with the others, so any split of
+    them passes tunecheck's near-duplicate check.
     """
     if n < 1:
         raise DataError(f"n must be at least 1, got {n}", where="generate_support_tickets(n=...)")
-    rng = random.Random(seed)
-    # a mildly unbalanced mix, as real queues are
-    cat_weights = (0.22, 0.16, 0.22, 0.25, 0.15)
-    prio_weights = (0.25, 0.45, 0.30)
-    width = max(4, len(str(n)))
-    rows: list[dict[str, str]] = []
-    seen: set[str] = set()
-    attempts = 0
-    while len(rows) < n:
-        attempts += 1
-        if attempts > 50 * n + 1000:
+    m = int(n * 1.3) + 20
+    while True:
+        kept = _distinct(_candidates(m, seed))
+        if len(kept) >= n:
+            break
+        if m > 20 * n + 1000:
             raise DataError(f"could not generate {n} distinct messages", hint="use a smaller n")
-        category = rng.choices(CATEGORIES, cat_weights)[0]
-        priority = rng.choices(PRIORITIES, prio_weights)[0]
-        product = rng.choice(tuple(PRODUCTS))
-        text = _message(category, priority, product, rng)
-        key = " ".join(text.lower().split())
-        if key in seen:
-            continue
-        seen.add(key)
-        rows.append(
-            {
-                "id": f"t{len(rows) + 1:0{width}d}",
-                "input": text,
-                "reference": ticket_json(category, priority, product),
-                "category": category,
-                "priority": priority,
-                "product": product,
-            }
-        )
-    return rows
+        m = int(m * 1.5)
+    width = max(4, len(str(n)))
+    return [
+        {
+            "id": f"t{i + 1:0{width}d}",
+            "input": text,
+            "reference": ticket_json(category, priority, product),
+            "category": category,
+            "priority": priority,
+            "product": product,
+        }
+        for i, (text, category, priority, product) in enumerate(kept[:n])
+    ]
 
 
 def few_shot_examples(train_rows: Sequence[dict[str, Any]], k: int, seed: int = 0) -> list[FewShot]:
