@@ -279,6 +279,7 @@ class FaultServer:
         served_model: str = "fault-model",
         root: str = "/weights/fault-model",
         models_route: bool = True,
+        models_errors: int = 0,
         api_key: str | None = None,
         capacity: int | None = None,
         delay: float = 0.0,
@@ -291,6 +292,8 @@ class FaultServer:
         self.served_model = served_model
         self.root = root
         self.models_route = models_route
+        self.models_errors = models_errors  # answer GET /models with 503 this many times first
+        self.models_calls = 0
         self.api_key = api_key
         self.capacity = capacity
         self.delay = delay
@@ -404,6 +407,11 @@ class FaultServer:
             await writer.drain()
             return True
         if method == "GET" and path == "/v1/models" and self.models_route:
+            self.models_calls += 1
+            if self.models_calls <= self.models_errors:
+                writer.write(self._error(503, "warming up"))
+                await writer.drain()
+                return True
             entry = {"id": self.served_model, "object": "model", "root": self.root}
             writer.write(self._response(200, {"object": "list", "data": [entry]}))
             await writer.drain()

@@ -360,6 +360,19 @@ def test_fingerprint_is_url_model_and_served_id_never_the_key(api_key: str) -> N
     assert KEY not in fp + fp_b
 
 
+def test_fingerprint_survives_a_passing_models_error_and_refuses_to_guess() -> None:
+    with FaultServer(models_errors=1) as flaky:
+        recovered = OpenAIModel("fault-model", flaky.url, backoff_base=0.01).fingerprint
+        assert flaky.models_calls == 2
+        # the served identity, as if the 503 had never happened
+        expected = json.dumps([flaky.url, "fault-model", json.dumps(["fault-model", flaky.root])])
+        assert recovered == hashlib.sha256(expected.encode()).hexdigest()
+    with FaultServer(models_errors=99) as down:
+        with pytest.raises(BackendError, match="could not read the served model"):
+            _ = OpenAIModel("fault-model", down.url, backoff_base=0.01).fingerprint
+        assert down.models_calls == 3
+
+
 def test_loglikelihood_parses_echoed_prompt_logprobs() -> None:
     with FaultServer() as server:
         model = OpenAIModel("fault-model", server.url, **FAST)

@@ -472,17 +472,32 @@ class OpenAIModel(Model):
             _ = self.fingerprint
 
     def _served_identity(self) -> str:
+        import time
+
         import httpx
 
-        try:
-            resp = httpx.get(
-                f"{self.base_url}/models", headers=self._headers(), timeout=min(self.timeout, 30.0)
-            )
-        except httpx.HTTPError as err:
+        url = f"{self.base_url}/models"
+        for attempt in range(3):
+            try:
+                resp = httpx.get(url, headers=self._headers(), timeout=min(self.timeout, 30.0))
+            except httpx.HTTPError as err:
+                problem = f"{type(err).__name__}"
+                if isinstance(err, httpx.ConnectError):
+                    raise BackendError(
+                        f"no OpenAI-compatible server answers at {self.base_url} ({problem})",
+                        hint="start the server or fix the base URL in the model reference",
+                    ) from None
+            else:
+                if resp.status_code not in (408, 429) and resp.status_code < 500:
+                    break
+                problem = f"HTTP {resp.status_code}"
+            time.sleep(self._backoff(attempt + 1))
+        else:
+            # a passing failure must not change the cache identity: refuse rather than guess
             raise BackendError(
-                f"no OpenAI-compatible server answers at {self.base_url} ({type(err).__name__})",
-                hint="start the server or fix the base URL in the model reference",
-            ) from None
+                f"could not read the served model from {url} ({self._scrub(problem)})",
+                hint="the model's identity keys the cache; retry when the server is healthy",
+            )
         if resp.status_code in (401, 403):
             raise self._auth_error(resp.status_code, self._scrub(_server_message(resp)))
         if resp.status_code != 200:
