@@ -245,7 +245,7 @@ def real_model_app(
 
 Plan = Callable[[str, int], str]
 """(request id, attempt number starting at 1) -> action: ok, 429, 500, 503, hang, drop,
-drop_mid, 400, leak."""
+drop_mid, 400, leak, error200, notjson."""
 
 
 def canned_answer(rid: str, seed: int = 0, index: int = 0) -> str:
@@ -474,6 +474,12 @@ class FaultServer:
             # a badly behaved proxy that quotes the request headers in its error
             message = f"upstream failed for Authorization: {headers.get('authorization', '')}"
             writer.write(self._error(500, message))
+        elif action == "error200":  # some proxies wrap failures in a 200
+            writer.write(self._response(200, {"error": {"message": "engine crashed"}}))
+        elif action == "notjson":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\n<html>oops"
+            )
         elif action == "hang":
             # say nothing until the client gives up and closes the connection
             with contextlib.suppress(TimeoutError, ConnectionError):

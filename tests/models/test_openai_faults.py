@@ -266,6 +266,21 @@ def test_later_4xx_is_a_per_request_error_not_an_exception() -> None:
     assert "maximum context length" in out[3].error
 
 
+def test_malformed_success_answers() -> None:
+    def plan(rid: str, attempt: int) -> str:
+        if rid == "1":
+            return "error200"
+        return "notjson" if rid == "2" and attempt == 1 else "ok"
+
+    with FaultServer(plan) as server:
+        model = OpenAIModel("fault-model", server.url, **FAST)
+        out = model.generate(reqs([0, 1, 2]))
+    assert out[0].text == canned_answer("0")
+    assert out[1].error == "the server answered without choices: engine crashed"
+    assert server.attempts["1"] == 1
+    assert out[2].text == canned_answer("2") and server.attempts["2"] == 2  # not JSON: asked again
+
+
 def test_n_samples_native_and_fallback_with_distinct_seeds() -> None:
     with FaultServer(n_supported=True) as server:
         model = OpenAIModel("fault-model", server.url, **FAST)

@@ -738,7 +738,9 @@ class OpenAIModel(Model):
     def _texts(endpoint: str, data: dict[str, Any]) -> list[str]:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise _Failure("the server answered without choices")
+            err = data.get("error")
+            detail = f": {err.get('message', err) if isinstance(err, dict) else err}" if err else ""
+            raise _Failure(f"the server answered without choices{detail}"[:400])
         choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
         out = []
         for c in choices:
