@@ -48,7 +48,6 @@ ENDPOINTS = ("chat", "completions")
 # OpenAI rejects more than 4 stop sequences; the rest are applied client-side
 _MAX_SERVER_STOPS = 4
 _RETRY_AFTER_CAP = 120.0
-_FATAL_FIRST = (401, 403, 404)
 _OPTIONS = (
     "api_key_env",
     "endpoint",
