@@ -95,7 +95,9 @@ def test_parse_word():
 
 
 def _mc(gold: int) -> Example:
-    return Example(id=f"q{gold}", input="q", meta={"choices": CHOICES, "gold": gold, "continuations": []})
+    return Example(
+        id=f"q{gold}", input="q", meta={"choices": CHOICES, "gold": gold, "continuations": []}
+    )
 
 
 def test_score_mc_generated_counts_unparseable_as_wrong_and_invalid():
@@ -112,7 +114,12 @@ def test_score_numbers_and_answers():
     np.testing.assert_array_equal(s.scores, [1, 0])
     assert s.invalid == 1
     mixed = [
-        Example(id="w", input="", reference="Sunday", meta={"answer_type": "word", "candidates": ["Monday", "Sunday"]}),
+        Example(
+            id="w",
+            input="",
+            reference="Sunday",
+            meta={"answer_type": "word", "candidates": ["Monday", "Sunday"]},
+        ),
         Example(id="l", input="", reference=[3, 9, 20], meta={"answer_type": "list"}),
         Example(id="l2", input="", reference=[3, 9, 20], meta={"answer_type": "list"}),
         Example(id="n", input="", reference=-2, meta={"answer_type": "number"}),

@@ -26,7 +26,10 @@ def test_mmlu_folder_with_header_and_int_answers(shared_data):
     expected = []
     for f in sorted(folder.glob("*_test.csv")):
         with f.open(encoding="utf-8", newline="") as fh:
-            expected += [(r["question"].strip(), int(r["answer"]), f.stem[: -len("_test")]) for r in csv.DictReader(fh)]
+            expected += [
+                (r["question"].strip(), int(r["answer"]), f.stem[: -len("_test")])
+                for r in csv.DictReader(fh)
+            ]
     assert len(examples) == len(expected) > 600
     for ex, (question, answer, subject) in zip(examples, expected, strict=True):
         assert ex.meta["question"] == question
@@ -34,7 +37,9 @@ def test_mmlu_folder_with_header_and_int_answers(shared_data):
         assert ex.slices == (subject,)
         assert ex.meta["continuations"] == [" A", " B", " C", " D"]
         assert ex.meta["context"].endswith("\nAnswer:")
-        assert ex.meta["context"].startswith(f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.")
+        assert ex.meta["context"].startswith(
+            f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}."
+        )
     assert len({ex.id for ex in examples}) == len(examples)
 
 
@@ -46,7 +51,16 @@ def test_mmlu_hendrycks_csv_without_header_and_letter_answers(shared_data, tmp_p
     with out.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         for r in rows:
-            w.writerow([r["question"], r["choice0"], r["choice1"], r["choice2"], r["choice3"], "ABCD"[int(r["answer"])]])
+            w.writerow(
+                [
+                    r["question"],
+                    r["choice0"],
+                    r["choice1"],
+                    r["choice2"],
+                    r["choice3"],
+                    "ABCD"[int(r["answer"])],
+                ]
+            )
     _, headerless = read_benchmark(out)
     _, original = read_benchmark(src)
     assert [e.meta["gold"] for e in headerless] == [int(r["answer"]) for r in rows]
@@ -77,8 +91,18 @@ def test_boolq_llm_foundry_format(shared_data):
 
 def test_arc_hf_format_with_labels_and_numeric_keys(tmp_path, shared_data):
     rows = [
-        {"id": "Q1", "question": "Which is a mammal?", "choices": {"text": ["shark", "whale", "trout"], "label": ["A", "B", "C"]}, "answerKey": "B"},
-        {"id": "Q2", "question": "2+2?", "choices": {"text": ["3", "4", "5", "6"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"},
+        {
+            "id": "Q1",
+            "question": "Which is a mammal?",
+            "choices": {"text": ["shark", "whale", "trout"], "label": ["A", "B", "C"]},
+            "answerKey": "B",
+        },
+        {
+            "id": "Q2",
+            "question": "2+2?",
+            "choices": {"text": ["3", "4", "5", "6"], "label": ["1", "2", "3", "4"]},
+            "answerKey": "2",
+        },
     ]
     path = tmp_path / "ARC-Easy-test.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
@@ -91,8 +115,26 @@ def test_arc_hf_format_with_labels_and_numeric_keys(tmp_path, shared_data):
 
 def test_hellaswag_synthetic_fixture(tmp_path):
     rows = [
-        {"ind": 4, "activity_label": "Removing ice from car", "ctx_a": "Then, the man writes over the snow covering the window of a car.", "ctx_b": "a woman wearing winter clothes smiles.", "ctx": "unused", "endings": [", the man adds wax to the windshield.", ", a person is holding a snow shovel.", ", the man continues removing the snow on his car.", ", the man holds a [title] snow brush."], "label": "2"},
-        {"ind": 9, "ctx": "A boy kicks a ball", "endings": ["into the goal.", "into the sky.", "at the wall.", "away."], "label": 0},
+        {
+            "ind": 4,
+            "activity_label": "Removing ice from car",
+            "ctx_a": "Then, the man writes over the snow covering the window of a car.",
+            "ctx_b": "a woman wearing winter clothes smiles.",
+            "ctx": "unused",
+            "endings": [
+                ", the man adds wax to the windshield.",
+                ", a person is holding a snow shovel.",
+                ", the man continues removing the snow on his car.",
+                ", the man holds a [title] snow brush.",
+            ],
+            "label": "2",
+        },
+        {
+            "ind": 9,
+            "ctx": "A boy kicks a ball",
+            "endings": ["into the goal.", "into the sky.", "at the wall.", "away."],
+            "label": 0,
+        },
     ]
     path = tmp_path / "hellaswag_val.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
@@ -149,7 +191,9 @@ def test_sampling_is_deterministic_and_seeded(shared_data):
 def test_format_errors_name_the_file(tmp_path):
     weird = tmp_path / "stuff.jsonl"
     weird.write_text(json.dumps({"foo": 1, "bar": 2}) + "\n")
-    with pytest.raises(TunecheckError, match=r"stuff\.jsonl.*cannot tell the benchmark format") as err:
+    with pytest.raises(
+        TunecheckError, match=r"stuff\.jsonl.*cannot tell the benchmark format"
+    ) as err:
         read_benchmark(weird)
     assert "IFEval" in str(err.value) and "GSM8K" in str(err.value)
     bad = tmp_path / "gsm8k_bad.jsonl"
@@ -165,7 +209,9 @@ def test_format_errors_name_the_file(tmp_path):
     with pytest.raises(TunecheckError, match="unknown benchmark format 'gsm9k'"):
         read_benchmark(broken, format="gsm9k")
     ifeval_bad = tmp_path / "ifeval.jsonl"
-    ifeval_bad.write_text(json.dumps({"key": 1, "prompt": "p", "instruction_id_list": ["x:y"], "kwargs": [{}]}) + "\n")
+    ifeval_bad.write_text(
+        json.dumps({"key": 1, "prompt": "p", "instruction_id_list": ["x:y"], "kwargs": [{}]}) + "\n"
+    )
     with pytest.raises(TunecheckError, match="unknown IFEval instruction 'x:y'"):
         read_benchmark(ifeval_bad)
 
@@ -178,18 +224,48 @@ def test_hub_dataset_offline_is_a_clear_error(monkeypatch):
 
 
 def test_build_probe_from_benchmark_and_user_task(shared_data, tmp_path):
-    probe = build_probe(ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), n=12), seed=1)
+    probe = build_probe(
+        ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), n=12),
+        seed=1,
+    )
     assert probe.scoring == "multiple_choice" and probe.metric == "acc" and len(probe) == 12
-    probe = build_probe(ProbeSpec(name="gsm", path=str(shared_data / "probes" / "gsm8k_test.jsonl"), n=5), seed=1)
+    probe = build_probe(
+        ProbeSpec(name="gsm", path=str(shared_data / "probes" / "gsm8k_test.jsonl"), n=5), seed=1
+    )
     assert probe.scoring == "number"
     with pytest.raises(TunecheckError, match="metric 'rouge' does not apply"):
-        build_probe(ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), metric="rouge"), seed=1)
+        build_probe(
+            ProbeSpec(
+                name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), metric="rouge"
+            ),
+            seed=1,
+        )
     task = tmp_path / "capitals.jsonl"
-    task.write_text("\n".join(json.dumps({"id": f"c{i}", "question": q, "answer": a}) for i, (q, a) in enumerate([("Capital of France?", "Paris"), ("Capital of Italy?", "Rome")])))
+    task.write_text(
+        "\n".join(
+            json.dumps({"id": f"c{i}", "question": q, "answer": a})
+            for i, (q, a) in enumerate(
+                [("Capital of France?", "Paris"), ("Capital of Italy?", "Rome")]
+            )
+        )
+    )
     probe = build_probe(
-        ProbeSpec(name="capitals", path=str(task), fields=FieldMap(input="question", reference="answer"), metric="exact_match"),
+        ProbeSpec(
+            name="capitals",
+            path=str(task),
+            fields=FieldMap(input="question", reference="answer"),
+            metric="exact_match",
+        ),
         seed=1,
     )
     assert probe.scoring == "metric" and [e.reference for e in probe.examples] == ["Paris", "Rome"]
     with pytest.raises(TunecheckError, match="unknown metric"):
-        build_probe(ProbeSpec(name="c", path=str(task), fields=FieldMap(input="question", reference="answer"), metric="exact_mach"), seed=1)
+        build_probe(
+            ProbeSpec(
+                name="c",
+                path=str(task),
+                fields=FieldMap(input="question", reference="answer"),
+                metric="exact_mach",
+            ),
+            seed=1,
+        )

@@ -17,13 +17,15 @@ from tunecheck.spec import DEFAULT_PROBES, FieldMap, ParserSpec, ProbeSpec
 
 # options read by the probe runner; everything else goes to the generator function
 RUN_OPTIONS = ("max_new_tokens", "system", "parser")
+# generation budgets per scoring kind; a source may set its own (``SOURCE_MAX_NEW_TOKENS``)
 DEFAULT_MAX_NEW_TOKENS = {
-    "number": 128,
-    "answer": 96,
-    "ifeval": 192,
+    "number": 64,
+    "answer": 64,
+    "ifeval": 256,
     "multiple_choice": 16,
     "metric": 128,
 }
+SOURCE_MAX_NEW_TOKENS = {"instructions": 160, "gsm8k": 256, "ifeval": 384}
 IFEVAL_METRICS = (
     "prompt_level_strict_acc",
     "inst_level_strict_acc",
@@ -59,6 +61,8 @@ def build_probe(spec: ProbeSpec, *, seed: int) -> Probe:
             ) from None
         metric = spec.metric or builtin.metric
         _check_metric(builtin.scoring, metric, where)
+        if spec.builtin in SOURCE_MAX_NEW_TOKENS:
+            run_opts.setdefault("max_new_tokens", SOURCE_MAX_NEW_TOKENS[spec.builtin])
         return Probe(
             spec.name,
             examples,
@@ -80,7 +84,9 @@ def build_probe(spec: ProbeSpec, *, seed: int) -> Probe:
     if not examples:
         raise DataError("the benchmark has no items", where=spec.path)
     metric = spec.metric or fmt.metric
-    _check_metric(fmt.scoring, metric, where)  # type: ignore[arg-type]
+    _check_metric(fmt.scoring, metric, where)
+    if fmt.name in SOURCE_MAX_NEW_TOKENS:
+        run_opts.setdefault("max_new_tokens", SOURCE_MAX_NEW_TOKENS[fmt.name])
     return Probe(
         spec.name, examples, fmt.scoring, metric, spec.mode, f"{fmt.name}:{spec.path}", run_opts
     )  # type: ignore[arg-type]
