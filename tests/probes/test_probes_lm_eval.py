@@ -102,8 +102,8 @@ def test_import_pairs_real_lm_eval_runs_per_document(lm_eval_runs):
         for i, row in enumerate(rows):
             lls = np.array([float(x[0]) for x in recs[i]["filtered_resps"]])
             assert side.per_example[i] == float(np.argmax(lls) == row["gold"])
-            lengths = np.array([len(c) for c in row["choices"]], dtype=float)
-            assert side.details["acc_norm"] is not None
+            norm = lls / np.array([len(c) for c in row["choices"]], dtype=float)
+            assert side.details["per_example_acc_norm"][i] == float(np.argmax(norm) == row["gold"])
         results = json.loads(next(folder.rglob("results_*.json")).read_text())["results"][
             "tc_arc_easy"
         ]
@@ -137,7 +137,7 @@ def test_import_errors(lm_eval_runs, tmp_path):
         import_lm_eval(base_dir, ft_dir, metric="f1")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(TunecheckError, match="no samples_<task>_<date>.jsonl files"):
+    with pytest.raises(TunecheckError, match=r"no samples_<task>_<date>\.jsonl files"):
         import_lm_eval(base_dir, empty)
     with pytest.raises(TunecheckError, match="not in both runs"):
         import_lm_eval(base_dir, ft_dir, tasks=["mmlu"])
@@ -154,7 +154,7 @@ def test_import_errors(lm_eval_runs, tmp_path):
 
 def test_tunecheck_mc_scoring_agrees_with_lm_eval(lm_eval_runs, hf_model_and_tokenizer):
     """Same context/continuations as the lm-eval task: the chosen answers must agree."""
-    data, base_dir, _, rows = lm_eval_runs
+    data, base_dir, _, _ = lm_eval_runs
     model, tok = hf_model_and_tokenizer
     probe = build_probe(ProbeSpec(name="arc", path=str(data), n=N_DOCS), seed=0)
     assert probe.scoring == "multiple_choice"

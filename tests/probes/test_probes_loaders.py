@@ -82,7 +82,7 @@ def test_arc_llm_foundry_format(shared_data):
 
 def test_boolq_llm_foundry_format(shared_data):
     path = shared_data / "probes" / "boolq_val.jsonl"
-    fmt, examples = read_benchmark(path)
+    _, examples = read_benchmark(path)
     assert len(examples) == 3270
     golds = [json.loads(line)["gold"] for line in path.open()]
     assert [e.meta["gold"] for e in examples] == golds

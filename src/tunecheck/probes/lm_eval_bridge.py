@@ -205,6 +205,8 @@ def _pair(
         }
         for m, values in per.items():
             details[m] = float(values.mean())
+            if m != chosen:
+                details[f"per_example_{m}"] = values.tolist()
         agg = rep.get(task, {})
         details["reported"] = {k: v for k, v in agg.items() if k.endswith(f",{filt}")}
         outputs = [_output_text(r) for r in recs]

@@ -170,7 +170,9 @@ def _run_loglikelihood(probe: Probe, model: Model, progress: Progress | None) ->
         "mode": "loglikelihood",
         "acc": float(acc.scores[keep].mean()) if keep.any() else float("nan"),
         "acc_norm": float(norm.scores[keep].mean()) if keep.any() else float("nan"),
-        "per_example_secondary": other.scores[keep].tolist(),
+        f"per_example_{'acc' if probe.metric == 'acc_norm' else 'acc_norm'}": other.scores[
+            keep
+        ].tolist(),
         "invalid": 0,
         "errors": int((~keep).sum()),
         "kind": "binary",
