@@ -179,6 +179,7 @@ def trained(tmp_path_factory, embedded_model_dir):
         run_name="sft-test",
         select_best=True,
         max_eval_fraction=None,
+        max_new_tokens=16,  # as the spec's contender: `tunecheck checkpoints` must reproduce these scores
     )
     probe = _ModeProbe()
     trainer = _trainer(
@@ -236,8 +237,6 @@ def test_model_used_in_place_and_train_mode_restored(trained) -> None:
     assert callback._hf_model.model is trainer.model  # no copy, no reload
     assert trained["probe"].modes == [True, True, True, True]
     assert len(callback.examples) == 4
-    # the derived generation budget: longest reference ("positive"/"negative") + margin
-    assert callback.params.max_new_tokens < 16
     assert callback.timing.evaluations == 2 and callback.timing.eval_seconds > 0
     assert "of training time" in callback.timing_summary()
 
@@ -286,6 +285,13 @@ def test_test_split_is_refused(tmp_path: Path, embedded_model_dir: Path) -> None
     loaded.tasks[0].split = "val"
     with pytest.raises(TunecheckError, match="refusing to evaluate on the 'val' split"):
         TunecheckCallback(loaded, split="val")
+    # the default generation budget: the longest reference in tokens + a margin, capped by the spec
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    cb = TunecheckCallback(spec, store=False)
+    longest = max(len(tok(e.reference, add_special_tokens=False)["input_ids"]) for e in cb.examples)
+    assert cb._derived_max_new_tokens(tok) == min(16, longest + 8)
     # a task without a lock has no validation split
     loaded = load_spec(spec)
     loaded.tasks[0].lock = None
@@ -315,3 +321,52 @@ def test_import_tunecheck_does_not_import_transformers() -> None:
     code = "import sys, tunecheck, tunecheck.training, tunecheck.cli; print('transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_checkpoints_ranked_by_task_metric(trained) -> None:
+    """`tunecheck checkpoints` on the two LoRA checkpoints saved by the SFTTrainer run."""
+    from typer.testing import CliRunner
+
+    from tunecheck.cli import app
+    from tunecheck.training.checkpoints import rank_checkpoints
+
+    folder, callback = trained["folder"], trained["callback"]
+    store_url = f"sqlite:///{folder / 'cache.db'}"
+    result = CliRunner().invoke(
+        app,
+        [
+            "checkpoints",
+            str(folder / "out"),
+            "--spec",
+            str(trained["spec"]),
+            "--limit",
+            "4",
+            "--store",
+            store_url,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    by_step = {c["step"]: c for c in data["checkpoints"]}
+    assert sorted(by_step) == [2, 4]
+    assert all(c["kind"] == "adapter" and "+adapter=" in c["model"] for c in by_step.values())
+    # the same validation sample, the same weights and decoding as the callback measured in training
+    for point in callback.history:
+        assert by_step[point.step]["metrics"]["exact_match"] == point.metrics["exact_match"]
+    values = {s: c["metrics"]["exact_match"] for s, c in by_step.items()}
+    expected_best = max(sorted(values), key=lambda s: values[s])  # ties: earlier step
+    assert data["best"].endswith(f"checkpoint-{expected_best}")
+    assert [c["rank"] for c in data["checkpoints"]] == [1, 2]
+    assert all(c["eval_loss"] is not None for c in data["checkpoints"])
+
+    # a second ranking is answered from the generation cache: nothing is generated again
+    again = rank_checkpoints(folder / "out", trained["spec"], sample_size=4, store=store_url)
+    assert [s.generated for s in again.scores] == [0, 0]
+    assert [s.metrics for s in again.scores] == [c["metrics"] for c in data["checkpoints"]]
+
+    # the test split is refused here too
+    result = CliRunner().invoke(
+        app, ["checkpoints", str(folder / "out"), "--spec", str(trained["spec"]), "--split", "test"]
+    )
+    assert result.exit_code != 0
