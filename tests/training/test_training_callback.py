@@ -235,6 +235,8 @@ def test_task_metric_in_log_history_and_store(trained) -> None:
 def test_model_used_in_place_and_train_mode_restored(trained) -> None:
     trainer, callback = trained["trainer"], trained["callback"]
     assert callback._hf_model.model is trainer.model  # no copy, no reload
+    # found on the call stack: metrics go through Trainer.log, so report_to integrations see them
+    assert callback._trainer is trainer
     assert trained["probe"].modes == [True, True, True, True]
     assert len(callback.examples) == 4
     assert callback.timing.evaluations == 2 and callback.timing.eval_seconds > 0
@@ -304,13 +306,19 @@ def test_time_budget_postpones_evaluations(tmp_path: Path, embedded_model_dir: P
 
     spec = _write_task(tmp_path, embedded_model_dir, ["exact_match"])
     cb = TunecheckCallback(spec, store=False, max_eval_fraction=0.1)
+    assert cb._due(50)  # the first evaluation always runs
     cb.timing.start = 0.0
     cb.timing.evaluations, cb.timing.eval_seconds = 1, 10.0
     import time
 
-    cb.timing.start = time.perf_counter() - 50  # 50 s in, 10 s of it evaluating: 20%
+    cb.timing.start = time.perf_counter() - 50  # 40 s training, 10 s evaluating: 25%
     assert not cb._due(100)
-    cb.timing.start = time.perf_counter() - 200  # (10 + 10) <= 0.1 * (200 + 10)
+    cb.timing.start = time.perf_counter() - 190  # (10 + 10) > 0.1 * 180
+    assert not cb._due(100)
+    cb.timing.start = time.perf_counter() - 215  # (10 + 10) <= 0.1 * 205
+    assert cb._due(100)
+    cb.max_eval_fraction = None
+    cb.timing.start = time.perf_counter() - 11
     assert cb._due(100)
 
 

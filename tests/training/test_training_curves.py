@@ -300,13 +300,18 @@ def test_best_model_tracking_and_task_metrics(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     for i, (s, _) in enumerate(evals):
         data["log_history"].append(
-            {"step": s, "eval_task/accuracy": [0.2, 0.5, 0.7, 0.6][min(i, 3)]}
+            {
+                "step": s,
+                "eval_task/accuracy": [0.2, 0.5, 0.7, 0.6][min(i, 3)],
+                "eval_task/seconds": 1.5,
+            }
         )
     path.write_text(json.dumps(data))
     d = diagnose(path)
     assert d.uses_load_best_model_at_end is True
     assert d.best_model_checkpoint == "out/checkpoint-500"
     assert d.eval_task["accuracy"].best == 0.7
+    assert "seconds" not in d.eval_task  # the callback's timing is not a metric
     assert d.best_task_step == evals[2][0]
     assert any("best at the task metric" in a for a in d.actions)
 

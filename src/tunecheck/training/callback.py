@@ -30,7 +30,7 @@ from tunecheck.spec import Spec, load_spec
 from tunecheck.training.curves import _direction
 from tunecheck.training.validation import json_text, pick_task, validation_sample
 
-#: share of wall time the callback may spend evaluating before it postpones an evaluation
+#: evaluation time / training time the callback allows itself before it postpones an evaluation
 DEFAULT_MAX_EVAL_FRACTION = 0.10
 #: extra tokens allowed beyond the longest validation reference
 REFERENCE_TOKEN_MARGIN = 8
@@ -84,7 +84,7 @@ class TunecheckCallback(TrainerCallback):
         temperature, batch_size: generation overrides (``batch_size`` default ``auto``).
         on_trainer_evaluate: also evaluate whenever the Trainer evaluates.
         max_eval_fraction: the time budget: an evaluation that would push evaluation time
-            over this share of the wall time so far is postponed (``None`` disables it).
+            over this share of the training time so far is postponed (``None`` disables it).
         verbose: print one line per evaluation and the timing summary.
     """
 
@@ -245,9 +245,11 @@ class TunecheckCallback(TrainerCallback):
             or not self.timing.evaluations
         ):
             return True
-        elapsed = time.perf_counter() - self.timing.start
+        # training time so far (wall time minus evaluation); the next evaluation is expected
+        # to cost what the previous ones did on average
+        trained = time.perf_counter() - self.timing.start - self.timing.eval_seconds
         expected = self.timing.eval_seconds / self.timing.evaluations
-        return self.timing.eval_seconds + expected <= self.max_eval_fraction * (elapsed + expected)
+        return self.timing.eval_seconds + expected <= self.max_eval_fraction * trained
 
     # ------------------------------------------------------------------ the evaluation
     def evaluate(

@@ -67,7 +67,14 @@ REMINDER = (
 )
 
 _EVAL_LOSS = re.compile(r"^eval_(?:(?P<name>.+)_)?loss$")
-_NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "num_tokens", "epoch")
+_NOT_METRICS = (
+    "runtime",
+    "samples_per_second",
+    "steps_per_second",
+    "num_tokens",
+    "epoch",
+    "seconds",
+)
 _LOWER_BETTER = ("loss", "perplexity", "ppl", "error", "wer", "cer", "mae", "mse", "rmse")
 _NO_DIRECTION = ("entropy",)
 _EVAL_COLOURS = [
@@ -497,7 +504,7 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
 
     # ---- summaries of other metrics
     task = {
-        k.removeprefix("eval_task/"): _summary(c, True)
+        k.removeprefix("eval_task/"): _summary(c, _direction(k) is not False)
         for k in state.metric_keys()
         if k.startswith("eval_task/") and len(c := state.series(k)[0])
     }
