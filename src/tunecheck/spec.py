@@ -319,6 +319,9 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
         path = Path(p).expanduser()
         return str(path if path.is_absolute() else (base_dir / path))
 
+    if spec.store and spec.store.startswith("sqlite:///") and spec.store != "sqlite:///:memory:":
+        # a relative SQLite path in a spec means "next to the spec", wherever tunecheck runs from
+        spec.store = "sqlite:///" + (fix(spec.store.removeprefix("sqlite:///")) or "")
     for task in spec.tasks:
         task.data = fix(task.data) or task.data
         task.lock = fix(task.lock)

@@ -26,8 +26,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# report tables need ~100 columns; pipes and CI logs get a fixed width instead of 80
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 _state = {"debug": False}
 
