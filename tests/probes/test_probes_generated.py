@@ -201,6 +201,8 @@ def test_two_constraints_per_item_never_contradict_case():
         ids = ex.meta["instruction_id_list"]
         assert len(ids) == 2 and len(ex.meta["kwargs"]) == 2
         assert {"change_case:english_lowercase", "change_case:english_capital"} - set(ids)
+        a, b = ex.meta["kind"].split("+")
+        assert not any(a in group and b in group for group in g.CONFLICTS), ex.meta["kind"]
 
 
 def test_bad_options_are_clear_errors():

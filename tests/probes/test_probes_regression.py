@@ -60,7 +60,7 @@ def lora_tuned(embedded_model_dir):
 def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned):
     model, tok = hf_model_and_tokenizer
     base = HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8)
-    params = GenerationParams(max_new_tokens=24)
+    params = GenerationParams(max_new_tokens=40)
     rows = []
     for name in ("arithmetic", "reasoning"):
         probe = build_probe(ProbeSpec(name=name, builtin=name, n=12), seed=13)
@@ -70,6 +70,7 @@ def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned)
         assert set(np.unique(b.per_example)) <= {0.0, 1.0}
         assert any(REFUSAL.split(",")[0] in t for t in f.outputs)
         rows.append(probe_result(name, b.metric, b, f, Thresholds(), n_resamples=500))
+        print(f"{name}: base {b.value:.3f} lora {f.value:.3f} -> {rows[-1].status}")
     arithmetic = rows[0]
     assert arithmetic.base > 0
     assert arithmetic.finetuned < arithmetic.base

@@ -353,6 +353,20 @@ INSTRUCTION_KINDS = (
 )  # fmt: skip
 
 
+# constraints that cannot (or can hardly) hold together: at most one of each group per prompt
+CONFLICTS = (
+    frozenset({"words_at_least", "words_less_than", "sentences", "paragraphs"}),
+    frozenset({"json", "bullets", "paragraphs", "quotation", "title"}),
+    frozenset({"start", "quotation", "title", "json"}),
+    frozenset({"end", "postscript", "quotation", "json"}),
+    frozenset({"lowercase", "uppercase", "start", "end", "postscript", "title"}),
+)
+
+
+def _conflict(a: str, b: str) -> bool:
+    return any(a in group and b in group for group in CONFLICTS)
+
+
 @probe("instructions", scoring="ifeval", metric="prompt_level_strict_acc")
 def instructions(
     n: int, seed: int, *, kinds: list[str] | None = None, per_item: int = 1
@@ -367,9 +381,14 @@ def instructions(
     for i in range(n):
         topic = rng.choice(TOPICS)
         chosen = [kinds[i % len(kinds)]]
-        # extra constraints are drawn from types that cannot contradict the first one
-        pool = [k for k in kinds if k not in chosen and {k, *chosen} != {"lowercase", "uppercase"}]
-        chosen += rng.sample(pool, min(per_item - 1, len(pool)))
+        # extra constraints never contradict the ones already chosen
+        while len(chosen) < per_item:
+            pool = [
+                k for k in kinds if k not in chosen and not any(_conflict(k, c) for c in chosen)
+            ]
+            if not pool:
+                break
+            chosen.append(rng.choice(pool))
         ids, sentences, kwargs = [], [], []
         for kind in chosen:
             iid, sentence, kw = _constraint(rng, kind)
