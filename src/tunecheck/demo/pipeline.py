@@ -146,6 +146,30 @@ def _commands(out: Path, spec_path: Path) -> list[tuple[str, str]]:
     ]
 
 
+def quiet_libraries() -> None:
+    """Keep the narration readable: library progress bars and deprecation chatter off."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    for name in ("transformers", "datasets", "peft", "trl", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:  # pragma: no cover - datasets is a dependency of the demo
+        pass
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def _step(console: Console, n: int, title: str) -> float:
     console.print(Rule(f"[bold]Step {n}/7 · {title}", align="left"))
     return time.perf_counter()
@@ -170,6 +194,7 @@ def run_demo(
     from tunecheck.training import TunecheckCallback, diagnose, load_trainer_state, plot_curves
 
     console = console or Console()
+    quiet_libraries()
     size = SIZES["quick" if quick else "full"]
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

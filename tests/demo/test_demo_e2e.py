@@ -1,0 +1,81 @@
+"""`tunecheck demo --quick` end to end on the real embedded model, asserting on what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunecheck.report import load_json
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "tunecheck-demo"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunecheck", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=out.parent,
+        timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Step 7/7" in proc.stdout and "Reproduce each step" in proc.stdout
+    return out
+
+
+def test_three_contenders_on_the_same_test_ids(demo_dir: Path) -> None:
+    result = load_json((demo_dir / "report.json").read_text())
+    task = result.tasks[0]
+    assert {c.name for c in task.contenders} == {"base", "base+prompt", "finetuned"}
+    lock = json.loads((demo_dir / "splits" / "tunecheck.lock.json").read_text())
+    test_ids = lock["splits"]["test"]["ids"]
+    assert [e.id for e in task.examples] == test_ids
+    for example in task.examples:
+        assert set(example.outputs) == {"base", "base+prompt", "finetuned"}
+    assert task.n_examples == len(test_ids) > 0
+
+
+def test_verdict_with_reasons_and_probes(demo_dir: Path) -> None:
+    result = load_json((demo_dir / "report.json").read_text())
+    assert result.verdict is not None
+    assert result.verdict.decision in {"DEPLOY", "ITERATE", "ABANDON"}
+    assert result.verdict.reasons and result.verdict.next_steps
+    assert {p.name for p in result.probes} == {"arithmetic", "reasoning", "instructions"}
+    md = (demo_dir / "report.md").read_text()
+    assert result.verdict.decision in md
+
+
+def test_callback_metrics_in_trainer_log_history(demo_dir: Path) -> None:
+    state = json.loads((demo_dir / "finetune" / "trainer_state.json").read_text())
+    task_points = [h for h in state["log_history"] if any(k.startswith("eval_task/") for k in h)]
+    assert task_points, "TunecheckCallback logged no eval_task/* metric"
+    assert any("eval_task/field_accuracy" in h for h in task_points)
+    assert (demo_dir / "finetune" / "adapter" / "adapter_config.json").exists()
+    diagnosis = json.loads((demo_dir / "diagnosis.json").read_text())
+    assert diagnosis["pattern"] in {"healthy", "overfitting", "underfitting", "unstable", "no_eval"}
+
+
+def test_generated_spec_runs_from_cache(demo_dir: Path) -> None:
+    """The written tunecheck.yaml is loadable by `tunecheck run`, which re-uses every generation."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunecheck", "run", str(demo_dir / "tunecheck.yaml"), "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rerun = load_json(proc.stdout)
+    first = load_json((demo_dir / "report.json").read_text())
+    assert rerun.meta["model_calls"] == 0
+    assert [e.outputs for e in rerun.tasks[0].examples] == [e.outputs for e in first.tasks[0].examples]
+    assert rerun.verdict == first.verdict
+    assert (demo_dir / "commands.sh").read_text().count("tunecheck ") >= 4
