@@ -204,15 +204,31 @@ def finetune_lora(
         target_modules=list(cfg.target_modules),
         task_type="CAUSAL_LM",
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tok,
-        peft_config=peft_config,
-        callbacks=list(callbacks or []),
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
     )
+    from transformers import PrinterCallback
+
+    # quiet: the caller narrates (its callbacks see every log); the logs still land
+    # in trainer_state.json
+    bars_were_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=peft_config,
+            callbacks=list(callbacks or []),
+        )
+    finally:
+        if not bars_were_off:
+            enable_progress_bars()
+    trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
