@@ -187,10 +187,7 @@ def _reasoning_item(rng: random.Random, kind: str) -> tuple[str, Any, dict[str, 
     if kind == "sort":
         values = rng.sample(range(1, 100), rng.randint(3, 4))
         answer = sorted(values)
-        text = (
-            f"Sort these numbers from smallest to largest: {', '.join(map(str, values))}. "
-            "Answer with the sorted list."
-        )
+        text = f"Sort these numbers from smallest to largest: {', '.join(map(str, values))}."
         return text, answer, {"answer_type": "list"}
     if kind == "weekday":
         start = rng.randrange(7)
@@ -223,6 +220,13 @@ def _reasoning_item(rng: random.Random, kind: str) -> tuple[str, Any, dict[str, 
     return text, answer, {"answer_type": "word", "candidates": sorted(people)}
 
 
+REASONING_FORMAT = {
+    "number": "Answer with a number only.",
+    "word": "Answer with one word only.",
+    "list": "Answer with the sorted numbers only.",
+}
+
+
 @probe("reasoning", scoring="answer", metric="accuracy")
 def reasoning(n: int, seed: int, *, kinds: list[str] | None = None) -> list[Example]:
     """Multi-step reasoning with a checkable answer: counting, moves, sorting, dates, sequences."""
@@ -233,6 +237,8 @@ def reasoning(n: int, seed: int, *, kinds: list[str] | None = None) -> list[Exam
         kind = kinds[i % len(kinds)]
         question, answer, meta = _reasoning_item(rng, kind)
         meta.setdefault("answer_type", "number")
+        # a short answer keeps small models from rambling past the generation budget
+        question += "\n" + REASONING_FORMAT[meta["answer_type"]]
         out.append(_example("reasoning", seed, i, question, answer, kind=kind, **meta))
     return out
 
