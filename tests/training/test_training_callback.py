@@ -355,7 +355,7 @@ def test_checkpoints_ranked_by_task_metric(trained) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # stderr carries transformers' loading bars
     by_step = {c["step"]: c for c in data["checkpoints"]}
     assert sorted(by_step) == [2, 4]
     assert all(c["kind"] == "adapter" and "+adapter=" in c["model"] for c in by_step.values())
