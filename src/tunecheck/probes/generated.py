@@ -149,6 +149,7 @@ def arithmetic(
 
 REASONING_KINDS = (
     "letter_count", "item_count", "moves", "sort", "weekday", "days_between", "sequence", "ordering",
+    "compare",
 )  # fmt: skip
 
 
@@ -191,7 +192,7 @@ def _reasoning_item(rng: random.Random, kind: str) -> tuple[str, Any, dict[str, 
         return text, answer, {"answer_type": "list"}
     if kind == "weekday":
         start = rng.randrange(7)
-        offset = rng.randint(1, 10)
+        offset = rng.randint(1, 3)
         answer = WEEKDAYS[(start + offset) % 7]
         text = f"Today is {WEEKDAYS[start]}. What day of the week will it be in {offset} days?"
         return text, answer, {"answer_type": "word", "candidates": list(WEEKDAYS)}
@@ -203,20 +204,23 @@ def _reasoning_item(rng: random.Random, kind: str) -> tuple[str, Any, dict[str, 
         answer = _day_of_year(month, d2) - _day_of_year(month, d1)
         return f"How many days are there from {name} {d1} to {name} {d2}?", answer, {"month": month}
     if kind == "sequence":
-        start, step = rng.randint(1, 20), rng.randint(2, 9)
+        start, step = rng.randint(1, 10), rng.randint(1, 3)
         seq = [start + step * j for j in range(4)]
         return (
             f"What number comes next in the sequence {', '.join(map(str, seq))}, ...?",
             start + step * 4,
             {},
         )
-    # ordering: three people by height, asked for the tallest or the shortest
-    people = rng.sample(NAMES, 3)  # tallest first
-    facts = [f"{people[0]} is taller than {people[1]}.", f"{people[1]} is taller than {people[2]}."]
-    rng.shuffle(facts)
-    ask_tallest = rng.random() < 0.5
-    answer = people[0] if ask_tallest else people[2]
-    text = " ".join(facts) + f" Who is the {'tallest' if ask_tallest else 'shortest'}?"
+    if kind == "compare":
+        a, b = rng.sample(range(1, 100), 2)
+        return f"Which number is larger, {a} or {b}?", max(a, b), {}
+    # ordering: two people by height, asked for the taller or the shorter
+    people = rng.sample(NAMES, 2)  # taller first
+    ask_taller = rng.random() < 0.5
+    answer = people[0] if ask_taller else people[1]
+    text = (
+        f"{people[0]} is taller than {people[1]}. Who is {'taller' if ask_taller else 'shorter'}?"
+    )
     return text, answer, {"answer_type": "word", "candidates": sorted(people)}
 
 
