@@ -190,6 +190,7 @@ def finetune_lora(
         seed=cfg.seed,
         data_seed=cfg.seed,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=True,
         # TRL turns checkpointing on by default; a 135M model needs ~2 GB without it,
         # and recomputing activations costs about a third more time per step
