@@ -187,9 +187,7 @@ def open_models(spec: Spec, store: Store, console: Console | None = None) -> dic
         key = _model_key(c)
         if key in models:
             continue
-        if console is not None:
-            console.print(f"[dim]loading {c.model} ...[/]")
-        models[key] = CachedModel(load_model(c.model, **c.options), store)
+        models[key] = CachedModel(load_model(c.model, lazy=True, **c.options), store)
     return models
 
 

@@ -92,8 +92,12 @@ def test_run_verdict_and_zero_call_rerun(project: Path) -> None:
     )
     assert first.result.verdict.decision == "DEPLOY"
 
+    loads = project / "calls.log.loads"
+    assert sorted(loads.read_text().split()) == ["prompted", "tuned", "zero"]
     second = run(spec, options=RunOptions(store_url=store, show_progress=False))
     assert second.model_calls == 0 and _calls(project) == first.model_calls
+    # a fully cached re-run never even loads the weights
+    assert len(loads.read_text().split()) == 3
     assert _outcomes(second.result) == _outcomes(first.result)
     assert second.result.verdict == first.result.verdict
 

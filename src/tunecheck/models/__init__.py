@@ -58,8 +58,13 @@ def split_model_ref(ref: str) -> tuple[str, str]:
     return name, target
 
 
-def load_model(ref: str, **options: Any) -> Model:
-    """Instantiate the backend named by ``ref`` (see module docs) with backend ``options``."""
+def load_model(ref: str, *, lazy: bool = False, **options: Any) -> Model:
+    """Instantiate the backend named by ``ref`` (see module docs) with backend ``options``.
+
+    ``lazy=True`` defers loading the weights until a request needs them, for backends
+    that can fingerprint a model without loading it (``fingerprint_for``); a fully
+    cached re-run then never loads the model.
+    """
     name, target = split_model_ref(ref)
     if name not in backends and name in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[name])
@@ -67,5 +72,16 @@ def load_model(ref: str, **options: Any) -> Model:
     if not target:
         raise BackendError(
             f"model reference {ref!r} names no model", hint="write BACKEND:PATH_OR_NAME"
+        )
+    fingerprint_for = getattr(cls, "fingerprint_for", None)
+    if lazy and fingerprint_for is not None:
+        from tunecheck.models.lazy import LazyModel
+
+        return LazyModel(
+            lambda: cls.from_ref(target, **options),  # type: ignore[attr-defined]
+            fingerprint_for(target, **options),
+            backend_name=name,
+            supports_loglikelihood=cls.supports_loglikelihood,
+            name=target,
         )
     return cls.from_ref(target, **options)  # type: ignore[attr-defined]

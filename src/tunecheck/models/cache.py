@@ -85,6 +85,12 @@ class CachedModel(Model):
     def close(self) -> None:
         self.inner.close()
 
+    def __getattr__(self, attr: str) -> Any:
+        # backend extras (render_prompt for the adapter guard's logit check...) pass through
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
     def _chunk(self) -> int:
         # one inner batch per chunk for local models: each finished batch is committed
         return max(
@@ -138,7 +144,8 @@ class CachedModel(Model):
         waiting: dict[int, int] = {}
         for j in jobs:
             waiting[j.index] = waiting.get(j.index, 0) + 1
-        size = self._chunk()
+        # only asked when something must be generated: a lazy backend stays unloaded on a re-run
+        size = self._chunk() if jobs else 1
         for start in range(0, len(jobs), size):
             chunk = jobs[start : start + size]
             self.calls += len(chunk)

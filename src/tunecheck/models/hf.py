@@ -422,6 +422,15 @@ class HFModel(Model):
 
     # ----------------------------------------------------------------- construction
     @classmethod
+    def fingerprint_for(cls, target: str, **options: Any) -> str:
+        """The fingerprint :meth:`from_ref` would give, computed without loading the weights."""
+        where = f"model hf:{target}"
+        check_options(options, where)
+        ref = parse_ref(target, where=where)
+        device = resolve_device(options.get("device"))
+        return ref_fingerprint("hf", ref, resolve_dtype(options.get("dtype"), device))
+
+    @classmethod
     def from_ref(cls, target: str, **options: Any) -> HFModel:
         """Load ``target`` (folder, ``.gguf`` file, or ``base+adapter=path``) with backend options."""
         where = f"model hf:{target}"
