@@ -25,7 +25,9 @@ def main() -> int:
         except Exception as err:  # a broken benchmark must not hide the others
             print(f"FAILED: {type(err).__name__}: {err}")
             ok = False
-        print(f"--- {name}: {'ok' if ok is not False else 'TARGET MISSED'} ({time.perf_counter() - start:.1f} s)")
+        print(
+            f"--- {name}: {'ok' if ok is not False else 'TARGET MISSED'} ({time.perf_counter() - start:.1f} s)"
+        )
         failures += ok is False
     return 1 if failures else 0
 

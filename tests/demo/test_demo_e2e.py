@@ -66,7 +66,15 @@ def test_generated_spec_runs_from_cache(demo_dir: Path) -> None:
     """The written tunecheck.yaml is loadable by `tunecheck run`, which re-uses every generation."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "tunecheck", "run", str(demo_dir / "tunecheck.yaml"), "--json", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "tunecheck",
+            "run",
+            str(demo_dir / "tunecheck.yaml"),
+            "--json",
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -76,6 +84,8 @@ def test_generated_spec_runs_from_cache(demo_dir: Path) -> None:
     rerun = load_json(proc.stdout)
     first = load_json((demo_dir / "report.json").read_text())
     assert rerun.meta["model_calls"] == 0
-    assert [e.outputs for e in rerun.tasks[0].examples] == [e.outputs for e in first.tasks[0].examples]
+    assert [e.outputs for e in rerun.tasks[0].examples] == [
+        e.outputs for e in first.tasks[0].examples
+    ]
     assert rerun.verdict == first.verdict
     assert (demo_dir / "commands.sh").read_text().count("tunecheck ") >= 4
