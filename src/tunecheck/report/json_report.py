@@ -1,4 +1,4 @@
-"""RunResult ↔ JSON, with a versioned schema (``schema_version``; see docs/metrics.md)."""
+"""RunResult ↔ JSON, with a versioned schema (``schema_version``; see "Reports and the result schema" in README.md)."""
 
 from __future__ import annotations
 
