@@ -35,8 +35,8 @@ class DemoSize:
 
 
 SIZES = {
-    "full": DemoSize(finetune=FULL, probe_n=40, callback_every=60, callback_sample=24),
-    "quick": DemoSize(finetune=QUICK, probe_n=12, callback_every=15, callback_sample=8),
+    "full": DemoSize(finetune=FULL, probe_n=30, callback_every=60, callback_sample=24),
+    "quick": DemoSize(finetune=QUICK, probe_n=8, callback_every=15, callback_sample=8),
 }
 
 
