@@ -23,7 +23,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         env=env,
         cwd=out.parent,
-        timeout=1500,
+        timeout=2400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Step 7/7" in proc.stdout and "Reproduce each step" in proc.stdout
