@@ -54,8 +54,8 @@ class FinetuneConfig:
 
 
 # Measured on 100 test rows (docs/demo-notes.md): the prompted 4-shot base scores
-# field accuracy 22.3 / exact match 0. FULL (48 steps, ~5 min at load 2 on 2 cores)
-# reaches 75.0 / 38.0; LONG (120 steps, ~12 min) reaches 97.0 / 91.0.
+# field accuracy 22.3 / exact match 0. FULL (48 steps, ~4.9 min at 5.5 s/step on 2 idle cores)
+# reaches 75.0 / 38.0; LONG (120 steps, ~11 min) reaches 97.0 / 91.0.
 FULL = FinetuneConfig()
 LONG = FinetuneConfig(max_steps=120, eval_steps=40)
 # QUICK (for `tunecheck demo --quick`, 30 test rows): 34.4 / 13.3 vs the prompted
