@@ -36,7 +36,7 @@ class DemoSize:
 
 SIZES = {
     "full": DemoSize(finetune=FULL, probe_n=30, callback_every=60, callback_sample=24),
-    "quick": DemoSize(finetune=QUICK, probe_n=8, callback_every=15, callback_sample=8),
+    "quick": DemoSize(finetune=QUICK, probe_n=8, callback_every=8, callback_sample=8),
 }
 
 
@@ -255,6 +255,7 @@ def run_demo(
         val_rows,
         out / "finetune",
         config=size.finetune,
+        reuse=True,
         callbacks=[callback],
     )
     reused = ft.train_seconds > 0 and time.perf_counter() - t < ft.train_seconds / 2
