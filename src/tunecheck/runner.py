@@ -177,7 +177,7 @@ def build_requests(
     return [GenerationRequest(prompt=prompt.render(e), params=params, id=e.id) for e in examples]
 
 
-def open_models(spec: Spec, store: Store, console: Console | None = None) -> dict[str, Model]:
+def open_models(spec: Spec, store: Store) -> dict[str, Model]:
     """One cached model per distinct model reference (contenders may share a model)."""
     from tunecheck.models import load_model
     from tunecheck.models.cache import CachedModel
@@ -294,7 +294,7 @@ def run(
     )
     state = RunState(run_id=run_id, tasks=tasks)
     try:
-        models = open_models(spec, store, console if options.show_progress else None)
+        models = open_models(spec, store)
         for c in spec.contenders:
             model = models[_model_key(c)]
             store.add_contender(
