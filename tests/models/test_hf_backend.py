@@ -239,3 +239,90 @@ def test_chat_prompt_without_template_is_refused(hf_model_and_tokenizer):
     wrapped = HFModel.from_loaded(model, bare, fingerprint="x")
     with pytest.raises(BackendError, match="chat: false"):
         wrapped.generate([GenerationRequest(chat("hi"), GREEDY)])
+
+
+def _prompted(messages: list[str]) -> list[GenerationRequest]:
+    from tunecheck.demo.task import SYSTEM_PROMPT
+
+    shots = (
+        {"role": "user", "content": "My Pulse Watch stopped syncing, no rush."},
+        {"role": "assistant", "content": '{"category":"technical","priority":"low"}'},
+    )
+    return [
+        GenerationRequest(
+            ({"role": "system", "content": SYSTEM_PROMPT}, *shots, {"role": "user", "content": m}),
+            GenerationParams(max_new_tokens=20),
+            id=f"r{i}",
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+MESSAGES = [
+    "I was charged twice for my router.",
+    "Where is my parcel? It has been three weeks and nobody answers.",
+    "Please close my account.",
+    "The TV will not turn on after the update, I need it fixed today.",
+    "Refund please.",
+]
+
+
+def test_shared_prefix_cache_gives_the_same_answers_as_full_prompts(hf_model_and_tokenizer):
+    model, tok = hf_model_and_tokenizer
+    reqs = _prompted(MESSAGES)
+    cached = HFModel.from_loaded(model, tok, batch_size=8, fingerprint="x")
+    plain = HFModel.from_loaded(model, tok, batch_size=1, fingerprint="x", prefix_cache=False)
+    with_prefix = cached.generate(reqs)
+    # the prefix path was really taken: the system prompt and the shots were cached once
+    assert cached._prefix is not None and len(cached._prefix[0]) > 300
+    assert [g.texts for g in with_prefix] == [g.texts for g in plain.generate(reqs)]
+    assert [g.prompt_tokens for g in with_prefix] == [g.prompt_tokens for g in plain.generate(reqs)]
+
+    # the kept prefix is reused by the next batch (same object), answers unchanged
+    kept = cached._prefix
+    again = cached.generate(list(reversed(reqs)))
+    assert cached._prefix is kept
+    assert [g.texts for g in again] == [g.texts for g in reversed(with_prefix)]
+
+    # independent reference: plain transformers generate on the longest prompt alone
+    text = tok.apply_chat_template(
+        [dict(m) for m in reqs[1].prompt], tokenize=False, add_generation_prompt=True
+    )
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    ref = model.generate(**ids, max_new_tokens=20, do_sample=False)
+    assert tok.decode(ref[0, ids["input_ids"].shape[1] :], skip_special_tokens=True) == (
+        with_prefix[1].text
+    )
+
+
+def test_shared_prefix_cache_keeps_seeded_sampling_per_row(hf_model_and_tokenizer):
+    model, tok = hf_model_and_tokenizer
+    params = GenerationParams(max_new_tokens=12, temperature=0.9, n=2, seed=5)
+    reqs = [GenerationRequest(r.prompt, params, id=r.id) for r in _prompted(MESSAGES[:3])]
+    cached = HFModel.from_loaded(model, tok, batch_size=8, fingerprint="x")
+    plain = HFModel.from_loaded(model, tok, batch_size=1, fingerprint="x", prefix_cache=False)
+    assert [g.texts for g in cached.generate(reqs)] == [g.texts for g in plain.generate(reqs)]
+
+
+def test_cpu_auto_batches_are_capped_by_the_key_value_budget(hf_model_and_tokenizer):
+    from tunecheck.models import hf as hf_mod
+
+    model, tok = hf_model_and_tokenizer
+    auto = HFModel.from_loaded(model, tok, fingerprint="x")
+    cfg = model.config
+    per_token = (
+        2
+        * cfg.num_hidden_layers
+        * cfg.num_key_value_heads
+        * (cfg.hidden_size // cfg.num_attention_heads)
+        * 4
+    )
+    assert auto._kv_bytes_per_token() == per_token
+    assert auto.rows_that_fit(100) == auto.current_batch_size == hf_mod._AUTO_START["cpu"]
+    long = hf_mod._CPU_KV_BUDGET // (per_token * 3)  # three rows of this length fit
+    assert auto.rows_that_fit(long) == 3
+    assert auto.rows_that_fit(10**9) == 1
+    # an explicit batch_size is taken as given
+    assert (
+        HFModel.from_loaded(model, tok, batch_size=16, fingerprint="x").rows_that_fit(10**9) == 16
+    )
