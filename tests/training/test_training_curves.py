@@ -385,3 +385,20 @@ def test_plot_with_task_metrics(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     out = plot_curves(path, tmp_path / "plots" / "c.png")
     assert out.exists() and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_short_run_fall_is_a_fraction_and_no_checkpoint_is_invented(tmp_path: Path) -> None:
+    """The demo's own 48-step LoRA log: 4 training-loss points and 2 evaluations.
+
+    The fall over the tail is measured from the fitted start of the tail, so it stays a
+    fraction (2.19 -> 0.16 is a 93% fall on the raw points, not 372%); save_steps=500 is the
+    Trainer's default in a run of 48 steps, so no checkpoint folder can be named.
+    """
+    train = [(10, 2.194), (20, 0.689), (30, 0.251), (40, 0.1607)]
+    path = _state(tmp_path, train, {"": [(24, 0.2365), (48, 0.1213)]}, save_steps=500)
+    d = diagnose(path)
+    assert d.pattern == "underfitting"
+    drops = [float(x) for x in re.findall(r"drops ([\d.]+)%", " ".join(d.reasons))]
+    assert drops and all(0 < x <= 100 for x in drops)
+    assert d.best_checkpoint is None
+    assert not any("checkpoint-" in a for a in d.actions)

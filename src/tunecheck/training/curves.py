@@ -387,8 +387,9 @@ def _smooth(values: np.ndarray, window: int = 5) -> np.ndarray:
 class _Tail:
     ratio: float  # tail slope / average slope (1 = still falling as fast as on average)
     p: float  # one-sided Kendall tau p-value for a falling trend
-    drop: float  # fitted fall over the tail, relative to the tail's median level
+    drop: float  # fall over the tail, as a fraction of the level where it starts
     start: int
+    points: int
 
 
 def _tail(curve: Curve) -> _Tail | None:
@@ -407,10 +408,13 @@ def _tail(curve: Curve) -> _Tail | None:
     tau = stats.kendalltau(ts, tv, alternative="less")
     p = float(tau.pvalue) if np.isfinite(tau.pvalue) else 1.0
     avg = (v[0] - v[-1]) / span
-    level = float(np.median(tv))
     ratio = -slope / avg if avg > 0 else 0.0
-    drop = -slope * (ts[-1] - ts[0]) / level if level > 0 else 0.0
-    return _Tail(ratio=ratio, p=p, drop=drop, start=int(ts[0]))
+    # observed, not extrapolated: a straight line through a decaying curve overshoots
+    # below zero; medians of the tail's first and last quarter resist single noisy points
+    k = max(2, len(tv) // 4)
+    start_level, end_level = float(np.median(tv[:k])), float(np.median(tv[-k:]))
+    drop = (start_level - end_level) / start_level if start_level > 0 else 0.0
+    return _Tail(ratio=ratio, p=p, drop=drop, start=int(ts[0]), points=int(mask.sum()))
 
 
 def _spikes(curve: Curve) -> list[tuple[int, float, float]]:
@@ -472,7 +476,9 @@ def _nearest_checkpoint(state: TrainerState, step: int) -> tuple[str | None, str
         note = None if best == step else f"saved checkpoint nearest to step {step}"
         return state.checkpoints[best], note
     save_steps = _number(state.meta.get("save_steps"))
-    if save_steps and save_steps > 0 and math.isfinite(save_steps):
+    # save_steps beyond the last step (the Trainer's default 500 in a short run) says nothing:
+    # trainer_state.json does not record whether save_strategy was "no"
+    if save_steps and 0 < save_steps <= state.global_step and math.isfinite(save_steps):
         every = int(save_steps)
         saved = list(range(every, state.global_step + 1, every))
         if state.global_step not in saved:
@@ -605,8 +611,8 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
     tail = _tail(basis) if len(basis) else None
     if tail and tail.ratio >= STEEP_RATIO and tail.p < TREND_P and tail.drop >= MIN_TAIL_DROP:
         under_reason = (
-            f"{basis_name} is still falling at the end: over the last third (from step {tail.start}) "
-            f"it drops {tail.drop * 100:.1f}% at {tail.ratio:.2f}x the run's average rate "
+            f"{basis_name} is still falling at the end: over its last {tail.points} points (from step "
+            f"{tail.start}) it drops {tail.drop * 100:.1f}% at {tail.ratio:.2f}x the run's average rate "
             f"(Kendall trend p={tail.p:.3f})"
         )
     flat = []
