@@ -89,3 +89,26 @@ def test_generated_spec_runs_from_cache(demo_dir: Path) -> None:
     ]
     assert rerun.verdict == first.verdict
     assert (demo_dir / "commands.sh").read_text().count("tunecheck ") >= 4
+
+
+def test_demo_rerun_reuses_the_adapter_and_every_generation(demo_dir: Path) -> None:
+    """Running the demo again trains nothing and sends no request to a model."""
+    first = json.loads((demo_dir / "demo.json").read_text())
+    adapter = demo_dir / "finetune" / "adapter" / "adapter_model.safetensors"
+    mtime = adapter.stat().st_mtime_ns
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunecheck", "demo", "--quick", "--out", str(demo_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=demo_dir.parent,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reused cached adapter" in proc.stdout
+    again = json.loads((demo_dir / "demo.json").read_text())
+    assert again["model_calls"] == 0
+    assert again["run_id"] != first["run_id"]
+    assert adapter.stat().st_mtime_ns == mtime
+    assert load_json((demo_dir / "report.json").read_text()).verdict is not None

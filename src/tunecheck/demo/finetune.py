@@ -53,15 +53,20 @@ class FinetuneConfig:
         return asdict(self)
 
 
-# Measured on 100 test rows (docs/demo-notes.md): the prompted 4-shot base scores
-# field accuracy 22.3 / exact match 0. FULL (48 steps, ~4.9 min at 5.5 s/step on 2 idle cores)
-# reaches 75.0 / 38.0; LONG (120 steps, ~11 min) reaches 97.0 / 91.0.
+# Measured in `tunecheck demo` (100 test rows, 2 idle cores): the prompted 4-shot base scores
+# field accuracy 30.3 / exact match 3.0; FULL (48 steps, 283 s at 5.9 s/step) reaches
+# 72.3 / 40.0. LONG (120 steps, ~11 min) reached 97.0 / 91.0 on another split (docs/demo-notes.md).
 FULL = FinetuneConfig()
 LONG = FinetuneConfig(max_steps=120, eval_steps=40)
-# QUICK (for `tunecheck demo --quick`, 30 test rows): 34.4 / 13.3 vs the prompted
-# base's 28.9 / 0.0 -- a small but real gain, not a significant one.
+# QUICK (for `tunecheck demo --quick`, 30 test rows) checks the plumbing in under 3 minutes:
+# 12 steps of 4 examples are far too few to learn the task, and the verdict says so.
 QUICK = FinetuneConfig(
-    n_examples=300, max_steps=16, eval_steps=8, logging_steps=4, max_eval_rows=16
+    n_examples=300,
+    max_steps=12,
+    batch_size=4,
+    eval_steps=6,
+    logging_steps=3,
+    max_eval_rows=16,
 )
 
 

@@ -31,12 +31,14 @@ class DemoSize:
     probe_n: int
     callback_every: int
     callback_sample: int
-    max_new_tokens: int = 48
+    # the longest reference is 17 tokens (+ end of turn); 32 leaves room for a slightly
+    # different JSON while a model that rambles stops after 32 instead of running on
+    max_new_tokens: int = 32
 
 
 SIZES = {
     "full": DemoSize(finetune=FULL, probe_n=30, callback_every=60, callback_sample=24),
-    "quick": DemoSize(finetune=QUICK, probe_n=8, callback_every=8, callback_sample=8),
+    "quick": DemoSize(finetune=QUICK, probe_n=8, callback_every=6, callback_sample=8),
 }
 
 
@@ -170,6 +172,37 @@ def quiet_libraries() -> None:
         pass
 
 
+def training_progress(progress: Any) -> Any:
+    """A ``TrainerCallback`` that drives a rich progress bar: steps, s/step, latest loss."""
+    from transformers import TrainerCallback
+
+    class StepProgress(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.task: Any = None
+            self.start = 0.0
+            self.loss = ""
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.perf_counter()
+            self.task = progress.add_task("fine-tune", total=state.max_steps or None, rate="")
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+        ) -> None:
+            if logs and "loss" in logs:
+                self.loss = f" · loss {logs['loss']:.3f}"
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            per_step = (time.perf_counter() - self.start) / max(state.global_step, 1)
+            progress.update(
+                self.task,
+                completed=state.global_step,
+                rate=f"{per_step:.1f} s/step{self.loss}",
+            )
+
+    return StepProgress()
+
+
 def _step(console: Console, n: int, title: str) -> float:
     console.print(Rule(f"[bold]Step {n}/7 · {title}", align="left"))
     return time.perf_counter()
@@ -189,7 +222,7 @@ def run_demo(
     )
     from tunecheck.models.gguf import embedded_gguf_path, embedded_model_dir
     from tunecheck.report import render_json, render_markdown, render_terminal
-    from tunecheck.runner import RunOptions, run
+    from tunecheck.runner import RunOptions, make_progress, run
     from tunecheck.spec import load_spec
     from tunecheck.training import TunecheckCallback, diagnose, load_trainer_state, plot_curves
 
@@ -249,15 +282,16 @@ def run_demo(
         run_name="demo-finetune",
         max_eval_fraction=None,
     )
-    ft = finetune_lora(
-        model_dir,
-        train_rows,
-        val_rows,
-        out / "finetune",
-        config=size.finetune,
-        reuse=True,
-        callbacks=[callback],
-    )
+    with make_progress(console) as progress:
+        ft = finetune_lora(
+            model_dir,
+            train_rows,
+            val_rows,
+            out / "finetune",
+            config=size.finetune,
+            reuse=True,
+            callbacks=[callback, training_progress(progress)],
+        )
     reused = ft.train_seconds > 0 and time.perf_counter() - t < ft.train_seconds / 2
     console.print(
         f"{'reused cached adapter' if reused else 'trained'}: {ft.steps} steps, "

@@ -395,9 +395,14 @@ class TunecheckCallback(TrainerCallback):
         self.timing.end = time.perf_counter()
         if self.best is not None:
             self.best_checkpoint = self.saved.get(self.best.step)
-            where = self.best_checkpoint or (
-                f"step {self.best.step} (not saved: make save_steps a multiple of every_n_steps)"
-            )
+            if self.best_checkpoint:
+                where = self.best_checkpoint
+            elif self.best.step == state.global_step:
+                where = f"step {self.best.step}, the final weights"
+            elif str(getattr(args, "save_strategy", "")).lower().endswith("no"):
+                where = f"step {self.best.step} (not saved: save_strategy is 'no')"
+            else:
+                where = f"step {self.best.step} (not saved: make save_steps a multiple of every_n_steps)"
             self._say(f"best {self.metric} = {self.best.metrics[self.metric]:.4f} at {where}")
         if self.timing.postponed:
             self._say(
