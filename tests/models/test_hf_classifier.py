@@ -134,3 +134,33 @@ def test_classifier_refusals(classifiers):
         clf.generate([GenerationRequest(few_shot)])
     with pytest.raises(BackendError, match="labels"):
         load_model(f"hf-classifier:{classifiers['full']}", labels="ham")
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_answers(classifiers, shared_data):
+    """``batch_size: auto``: a batch that runs out of memory is retried at half the size."""
+    texts = [t for t, _ in sms(shared_data, 6, skip=300)]
+    reqs = [GenerationRequest(t) for t in texts]
+    reference = load_model(f"hf-classifier:{classifiers['full']}", batch_size=1).generate(reqs)
+    clf = load_model(f"hf-classifier:{classifiers['full']}")  # auto
+    clf.current_batch_size = 4
+    real = clf._classify
+    sizes: list[int] = []
+
+    def flaky(batch_texts: list[str]) -> list[list[float]]:
+        sizes.append(len(batch_texts))
+        if len(batch_texts) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(batch_texts)
+
+    clf._classify = flaky
+    got = clf.generate(reqs)
+    assert sizes[:2] == [4, 2] and max(sizes[1:]) == 2 and clf.current_batch_size == 2
+    assert [g.text for g in got] == [g.text for g in reference]
+    for g, r in zip(got, reference, strict=True):
+        assert g.meta["probs"] == pytest.approx(r.meta["probs"], abs=1e-5)
+
+    # with a fixed batch size the error is reported, not retried
+    fixed = load_model(f"hf-classifier:{classifiers['full']}", batch_size=4)
+    fixed._classify = flaky
+    with pytest.raises(BackendError, match="out of memory at batch size 4"):
+        fixed.generate(reqs)

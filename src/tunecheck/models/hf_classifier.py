@@ -29,15 +29,15 @@ from tunecheck.models.base import (
     GenerationRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
-    Model,
     Progress,
     Prompt,
     backend,
 )
-from tunecheck.models.hf import (
+from tunecheck.models.hf_loading import (
+    Batcher,
     ModelRef,
     TensorFingerprint,
-    _Batcher,
+    TransformersModel,
     apply_adapter,
     check_options,
     eval_mode,
@@ -107,7 +107,7 @@ def _label_config(ref: ModelRef, labels: Any, where: str) -> dict[str, Any]:
 
 
 @backend("hf-classifier")
-class HFClassifier(Model):
+class HFClassifier(TransformersModel):
     """A transformers sequence classifier: predicts a label per request."""
 
     supports_loglikelihood = False
@@ -182,17 +182,6 @@ class HFClassifier(Model):
         device = str(next(model.parameters()).device)
         return cls(model, tokenizer, name=name, fingerprint=fingerprint, device=device)
 
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is not None:
-            return self._fingerprint
-        assert self._tensor_fp is not None
-        return "tensors:" + self._tensor_fp()
-
-    @property
-    def cache_chunk_size(self) -> int:
-        return self.current_batch_size
-
     def _text(self, prompt: Prompt, request_id: str) -> str:
         if isinstance(prompt, str):
             return prompt
@@ -215,7 +204,7 @@ class HFClassifier(Model):
         order = sorted(range(len(requests)), key=lambda i: -lengths[i])
         results: list[Generation | None] = [None] * len(requests)
         with eval_mode(self.model):
-            for batch, probs in _Batcher(self).run(
+            for batch, probs in Batcher(self).run(
                 order, lambda b: self._classify([texts[i] for i in b])
             ):
                 for i, p in zip(batch, probs, strict=True):
