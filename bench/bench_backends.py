@@ -150,6 +150,29 @@ def bench_loglikelihood() -> bool:
     return r_plain >= 0.95 and r_lm >= 1.1 and agree_lm >= 0.995
 
 
+def plain_generate(model, tok, chats, new_tokens: int) -> list:
+    """The reference loop: chat template, left padding, batches of BATCH, greedy ``generate``.
+
+    Returns the new tokens of every prompt (pad-filled after an early end)."""
+    import torch
+
+    texts = [
+        tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True) for c in chats
+    ]
+    tok.padding_side = "left"
+    rows: list = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), BATCH):
+            enc = tok(
+                texts[i : i + BATCH], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            out = model.generate(
+                **enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
+            rows += list(out[:, enc["input_ids"].shape[1] :])
+    return rows
+
+
 def bench_generation() -> bool:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -169,24 +192,8 @@ def bench_generation() -> bool:
     reqs = [GenerationRequest(tuple(c), GenerationParams(max_new_tokens=new_tokens)) for c in chats]
 
     def plain() -> int:
-        texts = [
-            tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats
-        ]
-        tok.padding_side = "left"
-        produced = 0
-        with torch.inference_mode():
-            for i in range(0, len(texts), BATCH):
-                enc = tok(
-                    texts[i : i + BATCH],
-                    return_tensors="pt",
-                    padding=True,
-                    add_special_tokens=False,
-                )
-                out = model.generate(
-                    **enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
-                )
-                produced += int((out[:, enc["input_ids"].shape[1] :] != tok.pad_token_id).sum())
-        return produced
+        rows = plain_generate(model, tok, chats, new_tokens)
+        return sum(int((row != tok.pad_token_id).sum()) for row in rows)
 
     def tunecheck() -> int:
         return sum(g.completion_tokens or 0 for g in ours.generate(reqs))
@@ -246,29 +253,8 @@ def bench_prompted_generation() -> bool:
     )
 
     def plain() -> list[str]:
-        texts = [
-            tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
-            for c in chats
-        ]
-        tok.padding_side = "left"
-        out_texts: list[str] = []
-        with torch.inference_mode():
-            for i in range(0, len(texts), BATCH):
-                enc = tok(
-                    texts[i : i + BATCH],
-                    return_tensors="pt",
-                    padding=True,
-                    add_special_tokens=False,
-                )
-                out = model.generate(
-                    **enc,
-                    max_new_tokens=params.max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tok.pad_token_id,
-                )
-                new = out[:, enc["input_ids"].shape[1] :]
-                out_texts += tok.batch_decode(new, skip_special_tokens=True)
-        return out_texts
+        rows = plain_generate(model, tok, chats, params.max_new_tokens)
+        return tok.batch_decode(rows, skip_special_tokens=True)
 
     runners = {
         "tunecheck": lambda: [g.text for g in cached.generate(reqs)],

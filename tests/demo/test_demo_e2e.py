@@ -13,19 +13,23 @@ import pytest
 from tunecheck.report import load_json
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "tunecheck-demo"
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+def run_quick_demo(out: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "tunecheck", "demo", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
         cwd=out.parent,
-        timeout=2400,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "tunecheck-demo"
+    proc = run_quick_demo(out, timeout=2400)
     assert "Step 7/7" in proc.stdout and "Reproduce each step" in proc.stdout
     return out
 
@@ -96,16 +100,7 @@ def test_demo_rerun_reuses_the_adapter_and_every_generation(demo_dir: Path) -> N
     first = json.loads((demo_dir / "demo.json").read_text())
     adapter = demo_dir / "finetune" / "adapter" / "adapter_model.safetensors"
     mtime = adapter.stat().st_mtime_ns
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tunecheck", "demo", "--quick", "--out", str(demo_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=demo_dir.parent,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_quick_demo(demo_dir, timeout=600)
     assert "reused cached adapter" in proc.stdout
     again = json.loads((demo_dir / "demo.json").read_text())
     assert again["model_calls"] == 0
