@@ -105,7 +105,7 @@ def main(steps: int = 110) -> bool:
             report_to=[],
             use_cpu=not torch.cuda.is_available(),
             gradient_checkpointing=False,
-            # TRL defaults to bf16 autocast, ~6x slower on CPUs without bf16 units
+            # TRL defaults to bf16 autocast: >10x slower on CPUs without bf16 units
             bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
             disable_tqdm=True,
         )

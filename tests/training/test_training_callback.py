@@ -132,7 +132,7 @@ def _trainer(model_dir: Path, folder: Path, out: Path, callbacks: list, **config
         dataloader_num_workers=0,
         disable_tqdm=True,
         gradient_checkpointing=False,  # TRL turns it on by default: ~30% slower on this tiny model
-        bf16=False,  # TRL's default bf16 autocast runs ~6x slower on CPUs without bf16 units
+        bf16=False,  # TRL's default bf16 autocast: >10x slower on CPUs without bf16 units
         **config,
     )
     return SFTTrainer(
