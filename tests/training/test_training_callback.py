@@ -379,3 +379,20 @@ def test_checkpoints_ranked_by_task_metric(trained) -> None:
         app, ["checkpoints", str(folder / "out"), "--spec", str(trained["spec"]), "--split", "test"]
     )
     assert result.exit_code != 0
+
+
+def test_bf16_autocast_on_cpu_is_warned_about(tmp_path: Path, embedded_model_dir: Path) -> None:
+    import warnings
+    from types import SimpleNamespace
+
+    import torch
+
+    from tunecheck.training import TunecheckCallback
+
+    cb = TunecheckCallback(_write_task(tmp_path, embedded_model_dir, ["exact_match"]), store=False)
+    cpu_model = torch.nn.Linear(2, 2)
+    with pytest.warns(RuntimeWarning, match="bf16=False"):
+        cb.on_train_begin(SimpleNamespace(bf16=True), None, None, model=cpu_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cb.on_train_begin(SimpleNamespace(bf16=False), None, None, model=cpu_model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -359,6 +360,18 @@ class TunecheckCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.timing = _Timing(start=time.perf_counter())
         self._find_trainer()
+        model = kwargs.get("model")
+        params = getattr(model, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        if getattr(args, "bf16", False) and first is not None and first.device.type == "cpu":
+            # TRL turns bf16 on by default; on a CPU without bf16 units the autocast made a
+            # 135M LoRA run (and every evaluation this callback generates) over 10x slower
+            warnings.warn(
+                "training runs with bf16 autocast on a CPU: unless this CPU has bf16 units this "
+                "is many times slower than fp32; pass bf16=False to SFTConfig/TrainingArguments",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.every_n_steps and state.global_step % self.every_n_steps == 0:
