@@ -326,3 +326,28 @@ def test_cpu_auto_batches_are_capped_by_the_key_value_budget(hf_model_and_tokeni
     assert (
         HFModel.from_loaded(model, tok, batch_size=16, fingerprint="x").rows_that_fit(10**9) == 16
     )
+
+
+def test_prefix_cache_of_a_model_that_trains_between_calls_is_not_reused(hf_model_and_tokenizer):
+    """An in-memory model without a fixed fingerprint (the callback's case) may change between
+    calls; a prefix cached before the change must not be served after it."""
+    import torch
+
+    model, tok = hf_model_and_tokenizer
+    reqs = _prompted(MESSAGES[:3])
+    training = HFModel.from_loaded(model, tok, batch_size=8)  # identity from the tensors
+    training.generate(reqs)
+    assert training._prefix is not None
+    v_projs = [layer.self_attn.v_proj.weight for layer in model.model.layers[:3]]
+    saved = [w.detach().clone() for w in v_projs]
+    try:
+        with torch.no_grad():
+            for w in v_projs:
+                w.mul_(-1.0)  # a "training step" that changes every prefix key/value
+        after = training.generate(reqs)
+        plain = HFModel.from_loaded(model, tok, batch_size=1, fingerprint="y", prefix_cache=False)
+        assert [g.texts for g in after] == [g.texts for g in plain.generate(reqs)]
+    finally:
+        with torch.no_grad():
+            for w, s in zip(v_projs, saved, strict=True):
+                w.copy_(s)

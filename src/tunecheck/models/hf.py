@@ -318,6 +318,9 @@ class HFModel(TransformersModel):
     ) -> list[Generation]:
         if not requests:
             return []
+        if self._fingerprint is None:
+            # a wrapped in-memory model may be training between calls: its cached prefix is stale
+            self._prefix = None
         # one row per sample; greedy requests need one row whatever n is
         rows: list[tuple[int, int, list[int], GenerationParams, bool]] = []
         samples_left: list[int] = []
@@ -456,7 +459,8 @@ class HFModel(TransformersModel):
         A prompted baseline repeats its system prompt and few-shot examples in every
         request; computing them once per batch instead of once per row is most of the
         work saved (the demo's 700-token prompt shares ~600 tokens). The last prefix is
-        kept, so the next batch reuses it while it still is a prefix of all its rows.
+        kept, so the next batch reuses it while it still is a prefix of all its rows (across
+        calls only when the weights cannot change: a model with a fixed fingerprint).
         """
         if not self.prefix_cache or len(rows) < 2:
             return None
