@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -309,6 +310,9 @@ class FaultServer:
         self.successes: Counter[str] = Counter()  # 200 answers fully written
         self.attempt_times: defaultdict[str, list[float]] = defaultdict(list)
         self.seeds: defaultdict[str, list[int]] = defaultdict(list)
+        # per distinct request body (sha256): the same request from another process or run
+        self.body_attempts: Counter[str] = Counter()
+        self.body_successes: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.throttled = 0
         self.in_flight = 0
@@ -426,6 +430,7 @@ class FaultServer:
             return True
         body = json.loads(raw)
         self.bodies.append(body)
+        body_key = hashlib.sha256(raw).hexdigest()
         if body.get("model") != self.served_model:
             message = f"The model `{body.get('model')}` does not exist"
             writer.write(self._error(404, message))
@@ -453,7 +458,12 @@ class FaultServer:
                 writer.write(self._error(500, f"test server plan failed: {err!r}"))
                 await writer.drain()
                 return True
-            return await self._act(action, rid, chat, body, headers, reader, writer)
+            self.body_attempts[body_key] += 1
+            before = self.successes[rid]
+            answered = await self._act(action, rid, chat, body, headers, reader, writer)
+            if self.successes[rid] > before:
+                self.body_successes[body_key] += 1
+            return answered
         finally:
             self.in_flight -= 1
 

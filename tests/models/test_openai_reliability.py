@@ -158,8 +158,9 @@ def test_a_server_that_never_answers_stops_the_run_early() -> None:
     assert "accepts connections but answers nothing within 0.2 s" in message
     assert "4 requests timed out" in message
     # the first request alone (2 attempts), then at most 3 in flight when the 4th timed out
-    assert 4 <= sum(server.attempts.values()) <= 4 + 2
-    assert model.stats.timeouts >= 4
+    # (a request can time out before the busy server has even read it: no lower bound)
+    assert sum(server.attempts.values()) <= 4 + 2
+    assert model.stats.timeouts >= 4 and model.stats.requests <= 1
 
 
 def test_a_server_that_answered_before_is_not_called_hanging() -> None:

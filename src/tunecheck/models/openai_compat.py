@@ -676,11 +676,14 @@ class OpenAIModel(Model):
         on_failure: Callable[[Any, _Failure, bool], T],
         progress: Progress | None,
         solo_first: bool,
+        on_result: Callable[[int, T], None] | None = None,
     ) -> list[T]:
         """Run ``one(item)`` for every item concurrently, results in input order.
 
         With ``solo_first`` the first item goes alone, so a wrong key, model, URL or a
         server without a needed feature fails once, clearly, instead of N times.
+        ``on_result(i, result)`` is called as each item finishes, before the next
+        answer is awaited (the cache commits it there).
         """
         results: list[Any] = [None] * len(items)
         if not items:
@@ -697,6 +700,8 @@ class OpenAIModel(Model):
                         # list the served models in the error (off the loop: httpx sync call)
                         await asyncio.to_thread(self._lookup_served)
                     results[i] = on_failure(items[i], failure, first)
+                if on_result is not None:
+                    on_result(i, results[i])
                 if progress is not None:
                     progress(1)
 
@@ -897,9 +902,12 @@ class OpenAIModel(Model):
         )
 
     async def agenerate(
-        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        progress: Progress | None = None,
+        on_answer: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
-        """Async :meth:`generate`, for callers already inside an event loop."""
+        """Async :meth:`generate` (and :meth:`generate_each` with ``on_answer``)."""
         for req in requests:
             self._route(req.prompt)  # a misconfigured endpoint fails before anything is sent
 
@@ -910,8 +918,29 @@ class OpenAIModel(Model):
             return Generation(texts=[], error=failure.message)
 
         return await self._map(
-            list(requests), self._generate_one, failed, progress, solo_first=not self._verified
+            list(requests),
+            self._generate_one,
+            failed,
+            progress,
+            solo_first=not self._verified,
+            on_result=on_answer,
         )
+
+    #: :meth:`generate_each` reports every answer the moment it arrives
+    streams_answers = True
+
+    def generate_each(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_answer: Callable[[int, Generation], None],
+        progress: Progress | None = None,
+    ) -> list[Generation]:
+        """:meth:`generate`, calling ``on_answer(i, generation)`` as each request finishes.
+
+        The cache stores each answer there, so a run killed at any moment loses only
+        the requests in flight.
+        """
+        return self._run_sync(lambda: self.agenerate(requests, progress, on_answer=on_answer))
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
