@@ -3,7 +3,9 @@
 Two runs on one store may generate the same request at the same time; whichever
 commits second must neither crash on the unique key nor replace a stored answer.
 SQLite and PostgreSQL get one ``INSERT ... ON CONFLICT`` statement (their SQLAlchemy
-dialect inserts); other databases fall back to one savepoint per row.
+dialect inserts); other databases fall back to one savepoint per row. Rows are
+written in key order, so two transactions writing overlapping keys lock them in the
+same order and cannot deadlock (PostgreSQL locks each key it inserts).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def upsert_generations(session: Session, rows: Sequence[dict[str, Any]]) -> None
     An answer is never overwritten (by an error or by another process's copy of the
     same answer); an error is replaced by whatever arrives next.
     """
+    rows = sorted(rows, key=lambda r: (r["model_fp"], r["request_key"]))
     insert = _dialect_insert(session)
     if insert is None:
         _fallback(session, rows, replace_errors=True)
@@ -64,6 +67,7 @@ def upsert_generations(session: Session, rows: Sequence[dict[str, Any]]) -> None
 
 def insert_ignore(session: Session, table: type, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows of ``table`` (unique on model_fp + request_key), skipping stored keys."""
+    rows = sorted(rows, key=lambda r: (r["model_fp"], r["request_key"]))
     insert = _dialect_insert(session)
     if insert is None:
         _fallback(session, rows, replace_errors=False, table=table)
