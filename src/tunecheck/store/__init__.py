@@ -183,8 +183,9 @@ class Store:
             }
         if not rows:
             return
-        with self._session.begin() as s:
-            upsert_generations(s, list(rows.values()))
+        # a Core connection, not an ORM session: this runs once per HTTP answer
+        with self.engine.begin() as conn:
+            upsert_generations(conn, list(rows.values()))
 
     def get_loglikelihoods(
         self, model_fp: str, keys: Sequence[str]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, update
+from sqlalchemy import Connection, and_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,8 +24,10 @@ _ROWS = 50
 _KEY = ["model_fp", "request_key"]
 
 
-def _dialect_insert(session: Session) -> Any:
-    name = session.get_bind().dialect.name
+def _dialect_insert(session: Session | Connection) -> Any:
+    name = (
+        session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
+    )
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif name == "postgresql":
@@ -35,7 +37,7 @@ def _dialect_insert(session: Session) -> Any:
     return insert
 
 
-def upsert_generations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def upsert_generations(session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert generation rows; on a key already stored, only an error row is replaced.
 
     An answer is never overwritten (by an error or by another process's copy of the
@@ -65,7 +67,9 @@ def upsert_generations(session: Session, rows: Sequence[dict[str, Any]]) -> None
         session.execute(stmt)
 
 
-def insert_ignore(session: Session, table: type, rows: Sequence[dict[str, Any]]) -> None:
+def insert_ignore(
+    session: Session | Connection, table: type, rows: Sequence[dict[str, Any]]
+) -> None:
     """Insert rows of ``table`` (unique on model_fp + request_key), skipping stored keys."""
     rows = sorted(rows, key=lambda r: (r["model_fp"], r["request_key"]))
     insert = _dialect_insert(session)
@@ -82,7 +86,7 @@ def insert_ignore(session: Session, table: type, rows: Sequence[dict[str, Any]])
 
 
 def _fallback(
-    session: Session,
+    session: Session | Connection,
     rows: Sequence[dict[str, Any]],
     *,
     replace_errors: bool,
