@@ -42,7 +42,14 @@ def url(request, tmp_path: Path) -> str:
     return server.create_database(f"t{uuid.uuid4().hex[:10]}")
 
 
-def test_cache_writes_are_idempotent_and_keep_answers(url: str) -> None:
+@pytest.mark.parametrize("generic", [False, True], ids=["dialect-insert", "savepoint-fallback"])
+def test_cache_writes_are_idempotent_and_keep_answers(
+    url: str, generic: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if generic:  # what a database without INSERT ... ON CONFLICT gets
+        import tunecheck.store.upsert as upsert
+
+        monkeypatch.setattr(upsert, "_dialect_insert", lambda session: None)
     store = open_store(url)
     store.put_generations(
         "fp",
