@@ -3,7 +3,7 @@
 Four processes start together (a file barrier, not a timer) on overlapping specs:
 first on a store that does not exist yet (everyone migrates it at once), then again
 on the existing store with more examples (everyone writes the same new cache keys
-at once). Every process must finish, every request must be stored once, and the
+at once, a second time). Every process must finish, every request must be stored once, and the
 SQLite file must pass ``PRAGMA integrity_check``.
 """
 
@@ -136,7 +136,7 @@ def test_four_runs_on_one_store_all_finish_and_store_each_answer_once(project: P
         )
         for name in ("a.yaml", "b.yaml")
     }
-    for tag, limit in (("new", 30), ("existing", 60), ("again", 60)):
+    for tag, limit in (("new", 30), ("existing", 60)):
         outs = _round(project, store, limit, tag)
         con = sqlite3.connect(db)
         try:
@@ -153,8 +153,8 @@ def test_four_runs_on_one_store_all_finish_and_store_each_answer_once(project: P
         assert all(error is None for *_, error in rows)
         # each process generated at most what it needed (the rest came from the others)
         assert all(o["calls"] <= 3 * limit for o in outs)
-        if tag == "again":
-            assert all(o["calls"] == 0 for o in outs)  # all answered from the shared store
+        if tag == "existing":  # the first 30 examples were answered in the first round
+            assert all(o["calls"] <= 3 * (limit - 30) for o in outs)
 
     # and the results equal a run alone on its own store
     from tunecheck.store import open_store
