@@ -13,6 +13,7 @@ died is marked ``interrupted`` the next time the store is opened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -32,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from tunecheck.errors import TunecheckError
@@ -599,7 +601,9 @@ def open_store(url: str | None = None) -> Store:
     except Exception as err:
         raise TunecheckError(f"cannot open the run store: {err}", where=url) from None
     store = Store(engine)
-    store.mark_dead_runs()
+    # a store opened read-only can still be read; the next writer marks the dead runs
+    with contextlib.suppress(SQLAlchemyError):
+        store.mark_dead_runs()
     _ENGINES[key] = store
     return store
 
