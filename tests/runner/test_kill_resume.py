@@ -53,7 +53,8 @@ probes: []
 class KillAt:
     """A fault plan: answer everything, but SIGKILL the client when request K arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, sig: int = signal.SIGKILL) -> None:
+        self.sig = sig
         self.pid: int | None = None
         self.kill_at: int | None = None
         self.arrivals = 0
@@ -66,7 +67,7 @@ class KillAt:
             assert self.server is not None
             # the server's own count, this request included
             self.in_flight_at_kill = self.server.in_flight
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, self.sig)
             self.pid = None
             return "hang"
         return "ok"
@@ -168,3 +169,32 @@ def test_kill_9_at_random_request_counts_resends_only_what_was_in_flight(project
     for r in runs:
         if r["status"] == "interrupted":
             assert "ended without finishing" in open_store(store).get_run(r["id"])["error"]
+
+
+def test_ctrl_c_stores_every_answer_received_and_says_so(project: Path) -> None:
+    db = project / "store.db"
+    store = f"sqlite:///{db}"
+    plan = KillAt(signal.SIGINT)
+    with FaultServer(plan, delay=0.002) as server:
+        plan.server = server
+        (project / "tunecheck.yaml").write_text(
+            SPEC.format(url=server.url, concurrency=CONCURRENCY)
+        )
+        plan.kill_at = 30
+        proc = _start(project, store)
+        plan.pid = proc.pid
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err[-2000:]
+        assert "interrupted; every answer received so far is stored" in err
+        assert "Traceback" not in err
+        # true: only answers still in flight (sent by the server, not yet read) are missing
+        lost = _lost(server, db)
+        assert lost <= CONCURRENCY
+        before = (+server.body_attempts, +server.body_successes)
+        plan.kill_at = None
+        resumed = _start(project, store)
+        _, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err[-2000:]
+        assert len(_resent(server, before)) == lost
+    runs = {r["status"] for r in open_store(store).list_runs()}
+    assert runs == {"interrupted", "completed"}
