@@ -211,3 +211,25 @@ def test_models_identity_check_honours_retry_after(monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(time, "sleep", real_sleep)
     assert fp and server.models_calls == 3
     assert waits == [7.0, 7.0]  # what the server asked for, not the 1 ms backoff
+
+
+def test_the_scrubbed_flag_survives_the_cache_for_samples_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from tunecheck.models.cache import CachedModel
+    from tunecheck.store import open_store
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    plan = lambda rid, attempt: "leak200" if rid == "1" else "ok"  # noqa: E731
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    sampled = dict(n=2, temperature=0.7, seed=3)
+    with FaultServer(plan, api_key=KEY, n_supported=False) as server:
+        model = OpenAIModel("fault-model", server.url, api_key_env=KEY_ENV, **FAST)
+        first = CachedModel(model, store).generate(reqs([1, 2]) + reqs([1, 2], **sampled))
+        again = CachedModel(model, store)
+        second = again.generate(reqs([1, 2]) + reqs([1, 2], **sampled))
+    assert again.calls == 0
+    for out in (first, second):
+        assert [bool(g.meta.get(SCRUBBED)) for g in out] == [True, False, True, False]
+        assert out[2].texts == ["my headers said Authorization: Bearer ***"] * 2
+    assert KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))

@@ -46,6 +46,11 @@ def _request_dict(req: GenerationRequest) -> dict[str, Any]:
     return {"prompt": prompt, "params": req.params.to_dict()}
 
 
+def _flags(gen: Generation) -> dict[str, Any]:
+    """A generation's meta without its per-sample token counts (kept with every sample)."""
+    return {k: v for k, v in (gen.meta or {}).items() if k != "sample_completion_tokens"}
+
+
 def sample_request(req: GenerationRequest, index: int) -> GenerationRequest:
     """The single-sample request whose answer is sample ``index`` of ``req``."""
     return replace(req, params=replace(req.params, n=1, seed=req.params.seed + index))
@@ -117,6 +122,8 @@ class CachedModel(Model):
         results: list[Generation | None] = [None] * len(requests)
         parts: dict[int, dict[int, tuple[str, int | None]]] = {}
         prompt_tokens: dict[int, int | None] = {}
+        # backend flags of a sampled request's samples (e.g. the API key was scrubbed)
+        flags: dict[int, dict[str, Any]] = {}
         jobs: list[_Job] = []
         for i, req in enumerate(requests):
             if not _sampled(req):
@@ -132,9 +139,12 @@ class CachedModel(Model):
                 if hit is not None and hit.texts:
                     parts[i][s] = (hit.texts[0], hit.completion_tokens)
                     prompt_tokens[i] = hit.prompt_tokens
+                    flags.setdefault(i, {}).update(_flags(hit))
             jobs.extend(self._sample_jobs(i, req, parts[i]))
             if not jobs or jobs[-1].index != i:
-                results[i] = self._assemble(req, parts[i], prompt_tokens.get(i), cached=True)
+                results[i] = self._assemble(
+                    req, parts[i], prompt_tokens.get(i), cached=True, flags=flags.get(i)
+                )
         if progress:
             done = sum(r is not None for r in results)
             if done:
@@ -155,13 +165,16 @@ class CachedModel(Model):
                     to_store.append((keys[i][0], _request_dict(req), gen))
             else:
                 to_store.extend(self._store_samples(job, gen, parts[i], prompt_tokens))
+                flags.setdefault(i, {}).update(_flags(gen))
                 if not gen.ok:
                     results[i] = gen
             waiting[i] -= 1
             if waiting[i]:
                 return 0
             if results[i] is None:
-                results[i] = self._assemble(req, parts[i], prompt_tokens.get(i), cached=False)
+                results[i] = self._assemble(
+                    req, parts[i], prompt_tokens.get(i), cached=False, flags=flags.get(i)
+                )
             return 1
 
         # only asked when something must be generated: a lazy backend stays unloaded on a re-run
@@ -223,6 +236,7 @@ class CachedModel(Model):
         if not gen.ok:
             return []
         per_sample = gen.meta.get("sample_completion_tokens") if gen.meta else None
+        extra = _flags(gen)
         out = []
         for j, text in enumerate(gen.texts):
             tokens = per_sample[j] if per_sample and j < len(per_sample) else None
@@ -236,7 +250,10 @@ class CachedModel(Model):
                     single.cache_key(),
                     _request_dict(single),
                     Generation(
-                        texts=[text], prompt_tokens=gen.prompt_tokens, completion_tokens=tokens
+                        texts=[text],
+                        prompt_tokens=gen.prompt_tokens,
+                        completion_tokens=tokens,
+                        meta=dict(extra),
                     ),
                 )
             )
@@ -250,6 +267,7 @@ class CachedModel(Model):
         prompt_tokens: int | None,
         *,
         cached: bool,
+        flags: dict[str, Any] | None = None,
     ) -> Generation:
         samples = [have[s] for s in range(req.params.n)]
         counts = [c for _, c in samples]
@@ -259,7 +277,7 @@ class CachedModel(Model):
             prompt_tokens=prompt_tokens,
             completion_tokens=sum(c for c in counts if c is not None) if known else None,
             cached=cached,
-            meta={"sample_completion_tokens": counts} if known else {},
+            meta={**(flags or {}), **({"sample_completion_tokens": counts} if known else {})},
         )
 
     # ----------------------------------------------------------------- loglikelihood
