@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tunecheck.completeness import count_kinds
 from tunecheck.results import (
     ProbeResult,
     RunResult,
@@ -86,6 +87,7 @@ def assemble_result(
 ) -> RunResult:
     """Build (and store per-example scores of) the run's result with its verdict."""
     tasks = score_tasks(spec, state)
+    record_error_kinds(tasks, state)
     probes = score_probes(
         spec, probe_outcomes, base_name=base_name, finetuned_name=spec.candidate or "finetuned"
     )
@@ -95,6 +97,12 @@ def assemble_result(
         for out in state.outputs.values()
         if out.errors
     ]
+    scrubbed = scrubbed_answers(state)
+    errors.extend(
+        f"{contender} on {task}: the API key appeared in {n} answer(s) and was replaced by *** "
+        "before anything was stored or printed (the server echoes request headers)"
+        for (contender, task), n in scrubbed.items()
+    )
     if store is not None:
         _store_scores(store, state.run_id, tasks)
     lock_hash = next((t.lock_hash for t in state.tasks if t.lock_hash), None)
@@ -110,8 +118,36 @@ def assemble_result(
         probes=probes,
         verdict=verdict,
         errors=errors,
-        meta={"model_calls": state.model_calls, "verification": overlap},
+        meta={
+            "model_calls": state.model_calls,
+            "verification": overlap,
+            **(
+                {"api_key_scrubbed": {f"{c} on {t}": n for (c, t), n in scrubbed.items()}}
+                if scrubbed
+                else {}
+            ),
+        },
     )
+
+
+def record_error_kinds(tasks: Sequence[TaskResult], state: RunState) -> None:
+    """Fill each contender's failed examples per error kind (for the INCOMPLETE rule)."""
+    for task in tasks:
+        for c in task.contenders:
+            out = state.outputs.get((c.name, task.name))
+            if out is not None and out.errors:
+                c.error_kinds = count_kinds(g.error for g in out.generations if not g.ok)
+
+
+def scrubbed_answers(state: RunState) -> dict[tuple[str, str], int]:
+    """(contender, task) -> answers in which the backend replaced the API key by ``***``."""
+    from tunecheck.models.openai_compat import SCRUBBED
+
+    counts = {
+        key: sum(bool(g.meta.get(SCRUBBED)) for g in out.generations if g.ok)
+        for key, out in state.outputs.items()
+    }
+    return {key: n for key, n in counts.items() if n}
 
 
 def _store_scores(store: Store, run_id: str, tasks: Sequence[TaskResult]) -> None:

@@ -79,6 +79,9 @@ class ContenderResult(BaseModel):
     n_scored: int = Field(description="examples the backend answered (scored)")
     errors: int = Field(description="examples the backend failed on (not scored)")
     invalid: int = Field(description="answered outputs that did not parse (scored as wrong)")
+    error_kinds: dict[str, int] = Field(
+        default_factory=dict, description="failed examples per error kind (timeout, HTTP 5xx...)"
+    )
     details: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="metric -> per-class scores, confusion matrix, per-field accuracy...",
@@ -173,9 +176,10 @@ class ProbeResult(BaseModel):
 
 
 class Verdict(BaseModel):
-    """DEPLOY / ITERATE / ABANDON, with the reasons (numbers included) and next steps."""
+    """DEPLOY / ITERATE / ABANDON (or INCOMPLETE: too many failed requests to judge),
+    with the reasons (numbers included) and next steps."""
 
-    decision: Literal["DEPLOY", "ITERATE", "ABANDON"]
+    decision: Literal["DEPLOY", "ITERATE", "ABANDON", "INCOMPLETE"]
     summary: str
     reasons: list[str]
     next_steps: list[str]

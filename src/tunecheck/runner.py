@@ -31,6 +31,7 @@ from tunecheck.examples import Example
 from tunecheck.models.base import Generation, GenerationParams, GenerationRequest, Model
 from tunecheck.spec import ContenderSpec, Spec, TaskSpec
 from tunecheck.store import Store, open_store
+from tunecheck.store.liveness import Heartbeat
 
 
 @dataclass
@@ -293,6 +294,8 @@ def run(
         run_id=options.run_id,
     )
     state = RunState(run_id=run_id, tasks=tasks)
+    # a sign of life for other processes: a run whose heartbeat stops is marked interrupted
+    heartbeat = Heartbeat(lambda: store.heartbeat(run_id)).start()
     try:
         models = open_models(spec, store)
         for c in spec.contenders:
@@ -319,12 +322,15 @@ def run(
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted", error="interrupted by the user")
         raise TunecheckError(
-            "interrupted; every finished generation is stored",
-            hint="run the same command again to resume: cached generations are reused",
+            "interrupted; every answer received so far is stored "
+            "(requests in flight and a local model's unfinished batch are not)",
+            hint="run the same command again to resume: only what is missing is generated",
         ) from None
     except BaseException as err:
         store.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        heartbeat.stop()
     verdict = getattr(getattr(result, "verdict", None), "decision", None)
     store.finish_run(
         run_id,

@@ -143,6 +143,13 @@ class Thresholds(_Strict):
     min_gain: float = Field(
         0.0, ge=0.0, description="smallest task gain (absolute) worth deploying"
     )
+    max_error_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="above this share of failed requests (any contender, any task) "
+        "the run ends INCOMPLETE, without a verdict",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Thresholds:

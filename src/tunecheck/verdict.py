@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from tunecheck.completeness import dropped_reasons, incomplete_verdict
 from tunecheck.results import ProbeResult, TaskResult, Verdict
 from tunecheck.spec import Thresholds
 
@@ -143,6 +144,10 @@ def decide(
     task_list = [tasks] if isinstance(tasks, TaskResult) else list(tasks)
     if not task_list:
         raise ValueError("decide() needs at least one task result")
+    # first rule: too many failed requests and there is nothing fair to judge
+    incomplete = incomplete_verdict(task_list, thresholds)
+    if incomplete is not None:
+        return incomplete
     reasons: list[str] = []
     steps: list[str] = []
     decision: Decision = "DEPLOY"
@@ -159,6 +164,7 @@ def decide(
                 )
                 steps.append("check that the fine-tuned weights / adapter are really loaded")
 
+    reasons.extend(dropped_reasons(task_list))
     regressed = [p for p in probes if p.status != "ok"]
     reasons.extend(_probe_reason(p) for p in probes)
     if regressed:
@@ -193,7 +199,8 @@ def decide(
 
 
 def exit_code(verdict: Verdict | None, fail_on: str = "never") -> int:
-    """CI exit status: ``iterate`` fails unless DEPLOY, ``abandon`` fails only on ABANDON."""
+    """CI exit status: ``iterate`` fails unless DEPLOY, ``abandon`` on ABANDON (and both on
+    INCOMPLETE: a run without a verdict never passes a gate)."""
     if fail_on not in ("iterate", "abandon", "never"):
         raise ValueError(f"fail_on must be iterate, abandon or never, not {fail_on!r}")
     if fail_on == "never":
@@ -202,4 +209,4 @@ def exit_code(verdict: Verdict | None, fail_on: str = "never") -> int:
         return 1
     if fail_on == "iterate":
         return 0 if verdict.decision == "DEPLOY" else 1
-    return 1 if verdict.decision == "ABANDON" else 0
+    return 1 if verdict.decision in ("ABANDON", "INCOMPLETE") else 0

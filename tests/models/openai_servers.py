@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -245,7 +246,8 @@ def real_model_app(
 
 Plan = Callable[[str, int], str]
 """(request id, attempt number starting at 1) -> action: ok, 429, 500, 503, hang, drop,
-drop_mid, 400, leak, error200, notjson."""
+drop_mid, 400, leak, error200, notjson, leak200 (a successful answer quoting the
+Authorization header), or ``json:BODY`` (a 200 whose body is BODY verbatim)."""
 
 
 def canned_answer(rid: str, seed: int = 0, index: int = 0) -> str:
@@ -280,6 +282,7 @@ class FaultServer:
         root: str = "/weights/fault-model",
         models_route: bool = True,
         models_errors: int = 0,
+        models_retry_after: str | None = None,
         api_key: str | None = None,
         capacity: int | None = None,
         delay: float = 0.0,
@@ -293,6 +296,7 @@ class FaultServer:
         self.root = root
         self.models_route = models_route
         self.models_errors = models_errors  # answer GET /models with 503 this many times first
+        self.models_retry_after = models_retry_after  # Retry-After sent with those 503s
         self.models_calls = 0
         self.api_key = api_key
         self.capacity = capacity
@@ -306,6 +310,9 @@ class FaultServer:
         self.successes: Counter[str] = Counter()  # 200 answers fully written
         self.attempt_times: defaultdict[str, list[float]] = defaultdict(list)
         self.seeds: defaultdict[str, list[int]] = defaultdict(list)
+        # per distinct request body (sha256): the same request from another process or run
+        self.body_attempts: Counter[str] = Counter()
+        self.body_successes: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.throttled = 0
         self.in_flight = 0
@@ -409,7 +416,8 @@ class FaultServer:
         if method == "GET" and path == "/v1/models" and self.models_route:
             self.models_calls += 1
             if self.models_calls <= self.models_errors:
-                writer.write(self._error(503, "warming up"))
+                extra = {"Retry-After": self.models_retry_after} if self.models_retry_after else {}
+                writer.write(self._error(503, "warming up", extra))
                 await writer.drain()
                 return True
             entry = {"id": self.served_model, "object": "model", "root": self.root}
@@ -422,6 +430,7 @@ class FaultServer:
             return True
         body = json.loads(raw)
         self.bodies.append(body)
+        body_key = hashlib.sha256(raw).hexdigest()
         if body.get("model") != self.served_model:
             message = f"The model `{body.get('model')}` does not exist"
             writer.write(self._error(404, message))
@@ -449,7 +458,12 @@ class FaultServer:
                 writer.write(self._error(500, f"test server plan failed: {err!r}"))
                 await writer.drain()
                 return True
-            return await self._act(action, rid, chat, body, headers, reader, writer)
+            self.body_attempts[body_key] += 1
+            before = self.successes[rid]
+            answered = await self._act(action, rid, chat, body, headers, reader, writer)
+            if self.successes[rid] > before:
+                self.body_successes[body_key] += 1
+            return answered
         finally:
             self.in_flight -= 1
 
@@ -476,6 +490,17 @@ class FaultServer:
             writer.write(self._error(500, message))
         elif action == "error200":  # some proxies wrap failures in a 200
             writer.write(self._response(200, {"error": {"message": "engine crashed"}}))
+        elif action.startswith("json:"):  # any body at all, sent as a success
+            raw = action.removeprefix("json:").encode()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(raw)}"
+            )
+            writer.write(head.encode() + b"\r\n\r\n" + raw)
+        elif action == "leak200":  # a model that repeats its request headers in the answer
+            text = f"my headers said Authorization: {headers.get('authorization', '')}"
+            part = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+            payload = {"choices": [{"index": 0, **part}], "usage": {"prompt_tokens": 1}}
+            writer.write(self._response(200, payload))
         elif action == "notjson":
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\n<html>oops"

@@ -1,8 +1,9 @@
 """A transparent cache in front of any backend: ask the model only for what the store lacks.
 
 Every answer is keyed by ``(model fingerprint, request cache key)`` and written to the
-run store as soon as its batch finishes, so a run killed at any moment resumes with
-only the missing requests. Sampled generations are stored one sample at a time: sample
+run store as soon as it exists: one commit per answer for backends that report answers
+as they arrive (``streams_answers``, the HTTP backend), one per batch for local models.
+A run killed at any moment resumes with only the requests that were in flight. Sampled generations are stored one sample at a time: sample
 ``i`` of a request with seed ``s`` is stored under the key of the same request with
 ``n=1, seed=s+i`` (the ``hf`` backend guarantees that both are the same draw), so asking
 for 5 samples after 3 were cached generates only the 2 missing ones.
@@ -43,6 +44,11 @@ class CacheStore(Protocol):
 def _request_dict(req: GenerationRequest) -> dict[str, Any]:
     prompt = req.prompt if isinstance(req.prompt, str) else [dict(m) for m in req.prompt]
     return {"prompt": prompt, "params": req.params.to_dict()}
+
+
+def _flags(gen: Generation) -> dict[str, Any]:
+    """A generation's meta without its per-sample token counts (kept with every sample)."""
+    return {k: v for k, v in (gen.meta or {}).items() if k != "sample_completion_tokens"}
 
 
 def sample_request(req: GenerationRequest, index: int) -> GenerationRequest:
@@ -116,6 +122,8 @@ class CachedModel(Model):
         results: list[Generation | None] = [None] * len(requests)
         parts: dict[int, dict[int, tuple[str, int | None]]] = {}
         prompt_tokens: dict[int, int | None] = {}
+        # backend flags of a sampled request's samples (e.g. the API key was scrubbed)
+        flags: dict[int, dict[str, Any]] = {}
         jobs: list[_Job] = []
         for i, req in enumerate(requests):
             if not _sampled(req):
@@ -131,9 +139,12 @@ class CachedModel(Model):
                 if hit is not None and hit.texts:
                     parts[i][s] = (hit.texts[0], hit.completion_tokens)
                     prompt_tokens[i] = hit.prompt_tokens
+                    flags.setdefault(i, {}).update(_flags(hit))
             jobs.extend(self._sample_jobs(i, req, parts[i]))
             if not jobs or jobs[-1].index != i:
-                results[i] = self._assemble(req, parts[i], prompt_tokens.get(i), cached=True)
+                results[i] = self._assemble(
+                    req, parts[i], prompt_tokens.get(i), cached=True, flags=flags.get(i)
+                )
         if progress:
             done = sum(r is not None for r in results)
             if done:
@@ -144,31 +155,53 @@ class CachedModel(Model):
         waiting: dict[int, int] = {}
         for j in jobs:
             waiting[j.index] = waiting.get(j.index, 0) + 1
+
+        def take(job: _Job, gen: Generation, to_store: list[Any]) -> int:
+            """Record one job's answer; returns 1 when its request is now complete."""
+            i, req = job.index, requests[job.index]
+            if not _sampled(req):
+                results[i] = gen
+                if gen.ok:
+                    to_store.append((keys[i][0], _request_dict(req), gen))
+            else:
+                to_store.extend(self._store_samples(job, gen, parts[i], prompt_tokens))
+                flags.setdefault(i, {}).update(_flags(gen))
+                if not gen.ok:
+                    results[i] = gen
+            waiting[i] -= 1
+            if waiting[i]:
+                return 0
+            if results[i] is None:
+                results[i] = self._assemble(
+                    req, parts[i], prompt_tokens.get(i), cached=False, flags=flags.get(i)
+                )
+            return 1
+
         # only asked when something must be generated: a lazy backend stays unloaded on a re-run
+        if jobs and getattr(self.inner, "streams_answers", False):
+            # every job in one call (the backend bounds what is in flight); each answer is
+            # committed as it arrives, before the next one is awaited
+            def on_answer(k: int, gen: Generation) -> None:
+                to_store: list[Any] = []
+                finished = take(jobs[k], gen, to_store)
+                if to_store:
+                    self.store.put_generations(fp, to_store)
+                if progress and finished:
+                    progress(finished)
+
+            self.calls += len(jobs)
+            self.inner.generate_each([j.request for j in jobs], on_answer)
+            return [r for r in results if r is not None]
+
         size = self._chunk() if jobs else 1
         for start in range(0, len(jobs), size):
             chunk = jobs[start : start + size]
             self.calls += len(chunk)
             answers = self.inner.generate([j.request for j in chunk])
             to_store: list[tuple[str, dict[str, Any], Generation]] = []
-            finished = 0
-            for job, gen in zip(chunk, answers, strict=True):
-                i, req = job.index, requests[job.index]
-                if not _sampled(req):
-                    results[i] = gen
-                    if gen.ok:
-                        to_store.append((keys[i][0], _request_dict(req), gen))
-                else:
-                    to_store.extend(self._store_samples(job, gen, parts[i], prompt_tokens))
-                    if not gen.ok:
-                        results[i] = gen
-                waiting[i] -= 1
-                if waiting[i] == 0:
-                    finished += 1
-                    if results[i] is None:
-                        results[i] = self._assemble(
-                            req, parts[i], prompt_tokens.get(i), cached=False
-                        )
+            finished = sum(
+                take(job, gen, to_store) for job, gen in zip(chunk, answers, strict=True)
+            )
             if to_store:
                 self.store.put_generations(fp, to_store)
             if progress and finished:
@@ -203,6 +236,7 @@ class CachedModel(Model):
         if not gen.ok:
             return []
         per_sample = gen.meta.get("sample_completion_tokens") if gen.meta else None
+        extra = _flags(gen)
         out = []
         for j, text in enumerate(gen.texts):
             tokens = per_sample[j] if per_sample and j < len(per_sample) else None
@@ -216,7 +250,10 @@ class CachedModel(Model):
                     single.cache_key(),
                     _request_dict(single),
                     Generation(
-                        texts=[text], prompt_tokens=gen.prompt_tokens, completion_tokens=tokens
+                        texts=[text],
+                        prompt_tokens=gen.prompt_tokens,
+                        completion_tokens=tokens,
+                        meta=dict(extra),
                     ),
                 )
             )
@@ -230,6 +267,7 @@ class CachedModel(Model):
         prompt_tokens: int | None,
         *,
         cached: bool,
+        flags: dict[str, Any] | None = None,
     ) -> Generation:
         samples = [have[s] for s in range(req.params.n)]
         counts = [c for _, c in samples]
@@ -239,7 +277,7 @@ class CachedModel(Model):
             prompt_tokens=prompt_tokens,
             completion_tokens=sum(c for c in counts if c is not None) if known else None,
             cached=cached,
-            meta={"sample_completion_tokens": counts} if known else {},
+            meta={**(flags or {}), **({"sample_completion_tokens": counts} if known else {})},
         )
 
     # ----------------------------------------------------------------- loglikelihood

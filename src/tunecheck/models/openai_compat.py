@@ -4,14 +4,18 @@ Reference: ``openai:MODEL@BASE_URL``, e.g. ``openai:Qwen/Qwen2.5-0.5B@http://127
 
 Requests go out concurrently over one ``httpx.AsyncClient``. The number in flight
 adapts to the server: it is halved on HTTP 429 and grows by one after a window of
-successes (AIMD), never above ``concurrency``. Throttling, server errors, timeouts
-and dropped connections are retried with exponential backoff and full jitter
-(``Retry-After`` is honoured). A request that still fails comes back as
+successes (AIMD), never above ``concurrency``. Throttling, server errors, timeouts,
+dropped connections and malformed answers (not JSON, no choices, ``content: null``)
+are retried with exponential backoff and full jitter (``Retry-After`` is honoured,
+on ``/models`` too). A request that still fails comes back as
 ``Generation(texts=[], error=...)``: counted and reported separately, never scored.
+A server that accepts connections but answers nothing (the first ``hang_after``
+requests all time out) stops the run with :class:`BackendError`.
 
 The API key is read from the environment variable named by ``api_key_env`` when a
-client is built; it is never kept on the object, put in the fingerprint, or
-written to an error message (server replies that echo it are scrubbed).
+client is built; it is never kept on the object or put in the fingerprint, and every
+text that comes back (answers and error messages alike) has it replaced by ``***``
+(an answer so scrubbed carries ``meta["api_key_scrubbed"]``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ ENDPOINTS = ("chat", "completions")
 # OpenAI rejects more than 4 stop sequences; the rest are applied client-side
 _MAX_SERVER_STOPS = 4
 _RETRY_AFTER_CAP = 120.0
+#: ``Generation.meta`` flag: the API key appeared in this answer and was replaced by ``***``
+SCRUBBED = "api_key_scrubbed"
 _OPTIONS = (
     "api_key_env",
     "endpoint",
@@ -59,6 +65,7 @@ _OPTIONS = (
     "extra_body",
     "headers",
     "base_url",
+    "hang_after",
 )
 
 
@@ -79,6 +86,10 @@ class RequestStats:
     timeouts: int = 0
     dropped: int = 0
     """connection errors: refused, reset, closed mid-response"""
+    malformed: int = 0
+    """HTTP 200 answers without the expected shape (not JSON, no choices, ``content: null``)"""
+    scrubbed: int = 0
+    """answers in which the API key appeared and was replaced by ``***``"""
     concurrency_min: int = 0
     """lowest concurrency limit the AIMD controller went down to"""
     concurrency_changes: list[int] = field(default_factory=list)
@@ -357,6 +368,9 @@ class OpenAIModel(Model):
             ``[0, min(backoff_max, backoff_base * 2**k)]`` (full jitter) unless the server says when.
         extra_body: merged into every request body (e.g. ``{"top_k": 1}``).
         headers: extra HTTP headers.
+        hang_after: stop with :class:`BackendError` when this many HTTP requests in a
+            row time out before the server has answered anything at all (a server that
+            accepts connections but never replies); 0 disables the check.
 
     ``generate`` and ``loglikelihood`` are synchronous. Called inside a running event
     loop (Jupyter, an async app) they run on a worker thread with a loop of their own
@@ -377,6 +391,7 @@ class OpenAIModel(Model):
         backoff_max: float = 30.0,
         extra_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        hang_after: int = 8,
     ) -> None:
         if not model:
             raise BackendError("no model name given", hint="write openai:MODEL@BASE_URL")
@@ -414,6 +429,7 @@ class OpenAIModel(Model):
         self.max_retries = _positive("max_retries", max_retries, int, 0)
         self.backoff_base = _positive("backoff_base", backoff_base, float, 0.0)
         self.backoff_max = _positive("backoff_max", backoff_max, float, 0.0)
+        self.hang_after = _positive("hang_after", hang_after, int, 0)
         self.extra_body = dict(extra_body or {})
         self.headers = dict(headers or {})
         self.stats = RequestStats(concurrency_min=self.concurrency)
@@ -425,6 +441,8 @@ class OpenAIModel(Model):
         self._n_supported: bool | None = None
         self._ll_max_tokens = 0
         self._ll_checked = False
+        self._answered = False  # has the server sent any HTTP answer yet?
+        self._silent_timeouts = 0  # timeouts before the first answer
 
     @classmethod
     def from_ref(cls, target: str, **options: Any) -> OpenAIModel:
@@ -490,6 +508,11 @@ class OpenAIModel(Model):
                 if resp.status_code not in (408, 429) and resp.status_code < 500:
                     break
                 problem = f"HTTP {resp.status_code}"
+                wait = _retry_after(resp.headers)
+                if wait is not None:
+                    # the server said when: waiting less only earns another refusal
+                    time.sleep(wait)
+                    continue
             time.sleep(self._backoff(attempt + 1))
         else:
             # a passing failure must not change the cache identity: refuse rather than guess
@@ -557,9 +580,19 @@ class OpenAIModel(Model):
             return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
 
     async def _post(
-        self, client: _Connections, limiter: AdaptiveConcurrency, path: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        """POST with retries; returns the JSON answer or raises :class:`_Failure`."""
+        self,
+        client: _Connections,
+        limiter: AdaptiveConcurrency,
+        path: str,
+        body: dict[str, Any],
+        parse: Callable[[dict[str, Any]], T] | None = None,
+    ) -> Any:
+        """POST with retries; returns ``parse(answer)`` (the JSON answer without ``parse``).
+
+        A 200 answer that is not JSON or that ``parse`` rejects (:class:`_Failure`, or
+        any TypeError/ValueError/KeyError... from an unexpected shape) is retried like a
+        server error and, when every attempt fails, raised as :class:`_Failure`.
+        """
         import httpcore
 
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -575,6 +608,10 @@ class OpenAIModel(Model):
             except (TimeoutError, httpcore.TimeoutException):
                 stats.timeouts += 1
                 last = _Failure(f"timed out after {self.timeout:g} s")
+                if not self._answered:
+                    self._silent_timeouts += 1
+                    if self.hang_after and self._silent_timeouts >= self.hang_after:
+                        raise self._hang_error() from None
             except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as err:
                 stats.dropped += 1
                 last = _Failure(
@@ -582,15 +619,27 @@ class OpenAIModel(Model):
                     connect=isinstance(err, httpcore.ConnectError | ConnectionRefusedError),
                 )
             else:
+                self._answered = True
                 status = resp.status
                 if status == 200:
                     try:
                         data = resp.json()
                     except ValueError:
+                        stats.malformed += 1
                         last = _Failure("the server sent a response that is not JSON", status)
                     else:
-                        limiter.on_success()
-                        return data if isinstance(data, dict) else {"_": data}
+                        data = data if isinstance(data, dict) else {"_": data}
+                        try:
+                            parsed = data if parse is None else parse(data)
+                        except _Failure as failure:
+                            stats.malformed += 1
+                            last = failure
+                        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+                            stats.malformed += 1
+                            last = _Failure(f"malformed answer ({type(e).__name__}: {e})"[:400])
+                        else:
+                            limiter.on_success()
+                            return parsed
                 elif status == 429:
                     stats.throttled += 1
                     limiter.on_throttle(epoch)
@@ -612,6 +661,14 @@ class OpenAIModel(Model):
             last.message = f"failed after {self.max_retries + 1} attempts: {last.message}"
         raise last
 
+    def _hang_error(self) -> BackendError:
+        return BackendError(
+            f"the server at {self.base_url} accepts connections but answers nothing within "
+            f"{self.timeout:g} s ({self._silent_timeouts} requests timed out, none was answered)",
+            hint="check that the server has loaded the model and is not stuck; raise option "
+            "`timeout` if it is only slow, or set option `hang_after: 0` to keep waiting",
+        )
+
     async def _map(
         self,
         items: Sequence[Any],
@@ -619,11 +676,14 @@ class OpenAIModel(Model):
         on_failure: Callable[[Any, _Failure, bool], T],
         progress: Progress | None,
         solo_first: bool,
+        on_result: Callable[[int, T], None] | None = None,
     ) -> list[T]:
         """Run ``one(item)`` for every item concurrently, results in input order.
 
         With ``solo_first`` the first item goes alone, so a wrong key, model, URL or a
         server without a needed feature fails once, clearly, instead of N times.
+        ``on_result(i, result)`` is called as each item finishes, before the next
+        answer is awaited (the cache commits it there).
         """
         results: list[Any] = [None] * len(items)
         if not items:
@@ -640,6 +700,8 @@ class OpenAIModel(Model):
                         # list the served models in the error (off the loop: httpx sync call)
                         await asyncio.to_thread(self._lookup_served)
                     results[i] = on_failure(items[i], failure, first)
+                if on_result is not None:
+                    on_result(i, results[i])
                 if progress is not None:
                     progress(1)
 
@@ -735,19 +797,40 @@ class OpenAIModel(Model):
 
     @staticmethod
     def _texts(endpoint: str, data: dict[str, Any]) -> list[str]:
+        """The answer texts, in choice order; :class:`_Failure` for any other shape.
+
+        ``content: null`` (or a missing text) is a failure too: scoring it as an empty
+        answer would count a server fault against the model.
+        """
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             err = data.get("error")
             detail = f": {err.get('message', err) if isinstance(err, dict) else err}" if err else ""
             raise _Failure(f"the server answered without choices{detail}"[:400])
-        choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        if not all(isinstance(c, dict) for c in choices):
+            kinds = sorted({type(c).__name__ for c in choices if not isinstance(c, dict)})
+            raise _Failure(f"malformed answer: choices hold {', '.join(kinds)}, not objects")
+
+        def order(c: dict[str, Any]) -> int:
+            index = c.get("index")
+            return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
         out = []
-        for c in choices:
+        for c in sorted(choices, key=order):
             if endpoint == "chat":
-                text = ((c.get("message") or {}).get("content")) or ""
+                message = c.get("message")
+                if not isinstance(message, dict):
+                    raise _Failure("malformed answer: a choice has no message object")
+                text = message.get("content")
+                field_name = "message.content"
             else:
-                text = c.get("text") or ""
-            out.append(str(text))
+                text = c.get("text")
+                field_name = "text"
+            if text is None:
+                raise _Failure(f"empty answer: the server sent {field_name}: null")
+            if not isinstance(text, str):
+                raise _Failure(f"malformed answer: {field_name} is a {type(text).__name__}")
+            out.append(text)
         return out
 
     async def _generate_one(
@@ -769,11 +852,14 @@ class OpenAIModel(Model):
                 if isinstance(usage.get("completion_tokens"), int):
                     completion_tokens = (completion_tokens or 0) + usage["completion_tokens"]
 
+        def parse(data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+            return self._texts(endpoint, data), data
+
         if want == 1 or self._n_supported is not False:
-            data = await self._post(
-                client, limiter, path, self._body(endpoint, payload, req, want, p.seed)
+            got, data = await self._post(
+                client, limiter, path, self._body(endpoint, payload, req, want, p.seed), parse
             )
-            texts = self._texts(endpoint, data)[:want]
+            texts = got[:want]
             account(data)
             if want > 1:
                 self._n_supported = len(texts) >= want
@@ -782,28 +868,46 @@ class OpenAIModel(Model):
             extra = await asyncio.gather(
                 *(
                     self._post(
-                        client, limiter, path, self._body(endpoint, payload, req, 1, p.seed + i)
+                        client,
+                        limiter,
+                        path,
+                        self._body(endpoint, payload, req, 1, p.seed + i),
+                        parse,
                     )
                     for i in range(len(texts), want)
                 ),
                 return_exceptions=True,
             )
-            for data in extra:
-                if isinstance(data, BaseException):
-                    raise data
-                texts.append(self._texts(endpoint, data)[0])
+            for answer in extra:
+                if isinstance(answer, BaseException):
+                    raise answer
+                got, data = answer
+                texts.append(got[0])
                 account(data)
         if p.stop:
             texts = [_truncate_at_stop(t, p.stop) for t in texts]
+        meta: dict[str, Any] = {}
+        scrubbed = [self._scrub(t) for t in texts]
+        if scrubbed != texts:
+            # a server that quotes the key in an answer: the key never reaches the store
+            texts = scrubbed
+            self.stats.scrubbed += 1
+            meta[SCRUBBED] = True
         self._count(True)
         return Generation(
-            texts=texts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            texts=texts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            meta=meta,
         )
 
     async def agenerate(
-        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        progress: Progress | None = None,
+        on_answer: Callable[[int, Generation], None] | None = None,
     ) -> list[Generation]:
-        """Async :meth:`generate`, for callers already inside an event loop."""
+        """Async :meth:`generate` (and :meth:`generate_each` with ``on_answer``)."""
         for req in requests:
             self._route(req.prompt)  # a misconfigured endpoint fails before anything is sent
 
@@ -814,8 +918,29 @@ class OpenAIModel(Model):
             return Generation(texts=[], error=failure.message)
 
         return await self._map(
-            list(requests), self._generate_one, failed, progress, solo_first=not self._verified
+            list(requests),
+            self._generate_one,
+            failed,
+            progress,
+            solo_first=not self._verified,
+            on_result=on_answer,
         )
+
+    #: :meth:`generate_each` reports every answer the moment it arrives
+    streams_answers = True
+
+    def generate_each(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_answer: Callable[[int, Generation], None],
+        progress: Progress | None = None,
+    ) -> list[Generation]:
+        """:meth:`generate`, calling ``on_answer(i, generation)`` as each request finishes.
+
+        The cache stores each answer there, so a run killed at any moment loses only
+        the requests in flight.
+        """
+        return self._run_sync(lambda: self.agenerate(requests, progress, on_answer=on_answer))
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
@@ -845,6 +970,8 @@ class OpenAIModel(Model):
         self, req: LoglikelihoodRequest, data: dict[str, Any], prompt: str, purpose: str | None
     ) -> LoglikelihoodResult:
         choices = data.get("choices") or [{}]
+        if not isinstance(choices, list):
+            raise _Failure(f"malformed answer: choices is a {type(choices).__name__}")
         choice = choices[0] if isinstance(choices[0], dict) else {}
         lp = choice.get("logprobs")
         if not isinstance(lp, dict) or not lp.get("token_logprobs"):
@@ -901,7 +1028,13 @@ class OpenAIModel(Model):
         while True:
             body["max_tokens"] = self._ll_max_tokens
             try:
-                data = await self._post(client, limiter, "completions", body)
+                result = await self._post(
+                    client,
+                    limiter,
+                    "completions",
+                    body,
+                    lambda data: self._score(req, data, prompt, purpose),
+                )
             except _Failure as failure:
                 if failure.status == 400 and not self._ll_checked:
                     if self._ll_max_tokens == 0:
@@ -911,7 +1044,6 @@ class OpenAIModel(Model):
                         purpose, f"echo with logprobs refused: {failure.message}"
                     ) from None
                 raise
-            result = self._score(req, data, prompt, purpose)
             self._ll_checked = True
             self.supports_loglikelihood = True
             self._count(True)

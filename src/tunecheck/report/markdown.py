@@ -5,7 +5,7 @@ from __future__ import annotations
 from tunecheck.report import _fmt
 from tunecheck.results import RunResult
 
-ICONS = {"DEPLOY": "✅", "ITERATE": "🟡", "ABANDON": "🛑"}
+ICONS = {"DEPLOY": "✅", "ITERATE": "🟡", "ABANDON": "🛑", "INCOMPLETE": "⚠️"}
 
 
 def _cell(text: str) -> str:

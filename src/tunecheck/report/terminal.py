@@ -9,7 +9,12 @@ from rich.table import Table
 from tunecheck.report import _fmt
 from tunecheck.results import RunResult, TaskResult
 
-COLOURS = {"DEPLOY": "bold green", "ITERATE": "bold yellow", "ABANDON": "bold red"}
+COLOURS = {
+    "DEPLOY": "bold green",
+    "ITERATE": "bold yellow",
+    "ABANDON": "bold red",
+    "INCOMPLETE": "bold magenta",
+}
 STATUS = {"ok": "green", "warning": "yellow", "FAIL": "bold red"}
 
 

@@ -4,25 +4,42 @@ SQLite at ``.tunecheck/tunecheck.db`` by default (WAL journal, so a reader never
 blocks the writer and a killed process loses nothing committed); any SQLAlchemy
 URL through ``--store`` or ``TUNECHECK_STORE`` (PostgreSQL works the same way).
 Every generation is committed the moment it is produced.
+
+Several processes may share one store: creating and migrating it is serialised (a
+lock file next to a SQLite database, an advisory lock on PostgreSQL), cache writes
+are insert-or-ignore / upsert on the cache key, and a ``running`` run whose process
+died is marked ``interrupted`` the next time the store is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from tunecheck.errors import TunecheckError
 from tunecheck.examples import Example
 from tunecheck.models.base import Generation, LoglikelihoodResult
+from tunecheck.store.liveness import STALE_AFTER, host_name, process_alive, process_start
 from tunecheck.store.schema import (
     ContenderRow,
     ExampleRow,
@@ -34,9 +51,10 @@ from tunecheck.store.schema import (
     TrainingPointRow,
     utcnow,
 )
+from tunecheck.store.upsert import insert_ignore, upsert_generations
 
 #: the Alembic head revision this code expects (a test keeps it equal to the migrations)
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 DEFAULT_PATH = Path(".tunecheck") / "tunecheck.db"
 _CHUNK = 500
 
@@ -46,25 +64,50 @@ def default_store_url() -> str:
     return os.environ.get("TUNECHECK_STORE") or f"sqlite:///{DEFAULT_PATH}"
 
 
-def _migrate(engine: Engine) -> None:
+# any fixed number: the PostgreSQL advisory lock held while the store is migrated
+_PG_MIGRATION_LOCK = 0x7475_6E65
+
+
+def _revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        try:
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except OperationalError:
-            current = None
-        except Exception:  # other dialects raise their own "no such table"
-            conn.rollback()
-            current = None
-    if current == SCHEMA_REVISION:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _migrate(engine: Engine) -> None:
+    """Create or upgrade the schema; safe when several processes open a new store at once."""
+    if _revision(engine) == SCHEMA_REVISION:
         return
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+
+    def upgrade() -> None:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # held to the end of this transaction: one migrating process at a time
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+            cfg.attributes["connection"] = conn
+            # under the lock alembic re-reads the version: a store another process has
+            # just migrated is already at head and nothing runs twice
+            command.upgrade(cfg, "head")
+
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        from filelock import FileLock
+
+        with FileLock(f"{database}.migrate.lock", timeout=300):
+            upgrade()
+        return
+    try:
+        upgrade()
+    except Exception:
+        # other databases: whoever lost the race finds the schema already there
+        if _revision(engine) != SCHEMA_REVISION:
+            raise
 
 
 def _git_commit() -> str | None:
@@ -118,35 +161,33 @@ class Store:
     def put_generations(
         self, model_fp: str, items: Iterable[tuple[str, dict[str, Any] | None, Generation]]
     ) -> None:
-        """Write several generations in one transaction."""
-        items = list(items)
-        if not items:
-            return
-        with self._session.begin() as s:
-            existing = {
-                r.request_key: r
-                for r in s.scalars(
-                    select(GenerationRow).where(
-                        GenerationRow.model_fp == model_fp,
-                        GenerationRow.request_key.in_([k for k, _, _ in items]),
-                    )
-                )
+        """Write several generations in one transaction.
+
+        Idempotent and safe against other processes writing the same keys: a stored
+        answer is kept (never replaced by an error or by another copy), a stored error
+        is replaced.
+        """
+        rows: dict[str, dict[str, Any]] = {}
+        now = utcnow()
+        for key, request, gen in items:
+            if key in rows and (gen.error is not None or rows[key]["error"] is None):
+                continue  # the same key twice in one call: the first answer wins
+            rows[key] = {
+                "model_fp": model_fp,
+                "request_key": key,
+                "request": request,
+                "texts": list(gen.texts),
+                "meta": getattr(gen, "meta", None) or None,
+                "error": gen.error,
+                "prompt_tokens": gen.prompt_tokens,
+                "completion_tokens": gen.completion_tokens,
+                "created_at": now,
             }
-            for key, request, gen in items:
-                row = existing.get(key)
-                meta = getattr(gen, "meta", None) or None
-                if row is None:
-                    row = GenerationRow(model_fp=model_fp, request_key=key, request=request)
-                    s.add(row)
-                    existing[key] = row
-                elif gen.error is not None and row.error is None:
-                    continue
-                row.texts = list(gen.texts)
-                row.error = gen.error
-                row.meta = meta
-                row.prompt_tokens = gen.prompt_tokens
-                row.completion_tokens = gen.completion_tokens
-                row.created_at = utcnow()
+        if not rows:
+            return
+        # a Core connection, not an ORM session: this runs once per HTTP answer
+        with self.engine.begin() as conn:
+            upsert_generations(conn, list(rows.values()))
 
     def get_loglikelihoods(
         self, model_fp: str, keys: Sequence[str]
@@ -169,32 +210,23 @@ class Store:
     def put_loglikelihoods(
         self, model_fp: str, items: Iterable[tuple[str, dict[str, Any] | None, LoglikelihoodResult]]
     ) -> None:
-        items = [it for it in items if it[2].error is None]
-        if not items:
+        rows: dict[str, dict[str, Any]] = {}
+        now = utcnow()
+        for key, request, res in items:
+            if res.error is None and key not in rows:
+                rows[key] = {
+                    "model_fp": model_fp,
+                    "request_key": key,
+                    "request": request,
+                    "logprob": float(res.logprob),
+                    "is_greedy": bool(res.is_greedy),
+                    "n_tokens": int(res.n_tokens),
+                    "created_at": now,
+                }
+        if not rows:
             return
         with self._session.begin() as s:
-            have = set(
-                s.scalars(
-                    select(LoglikelihoodRow.request_key).where(
-                        LoglikelihoodRow.model_fp == model_fp,
-                        LoglikelihoodRow.request_key.in_([k for k, _, _ in items]),
-                    )
-                )
-            )
-            for key, request, res in items:
-                if key in have:
-                    continue
-                have.add(key)
-                s.add(
-                    LoglikelihoodRow(
-                        model_fp=model_fp,
-                        request_key=key,
-                        request=request,
-                        logprob=float(res.logprob),
-                        is_greedy=bool(res.is_greedy),
-                        n_tokens=int(res.n_tokens),
-                    )
-                )
+            insert_ignore(s, LoglikelihoodRow, list(rows.values()))
 
     def count_generations(self, model_fp: str | None = None) -> int:
         with self._session() as s:
@@ -222,6 +254,10 @@ class Store:
         with self._session.begin() as s:
             s.add(
                 RunRow(
+                    host=host_name(),
+                    pid=os.getpid(),
+                    pid_started=process_start(),
+                    heartbeat_at=utcnow(),
                     id=run_id,
                     name=name,
                     spec_hash=spec_hash,
@@ -359,16 +395,57 @@ class Store:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": utcnow(),
+            "verdict": verdict,
+            "error": error,
+        }
+        if result is not None:
+            values["result_json"] = result
+        # one UPDATE, no read first: nothing for another writer to slip in between
         with self._session.begin() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
+            done = s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+            if not done.rowcount:
                 raise TunecheckError(f"no run {run_id!r} in the store", where=self.url)
-            row.status = status
-            row.finished_at = utcnow()
-            row.verdict = verdict
-            if result is not None:
-                row.result_json = result
-            row.error = error
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the process running ``run_id`` is still alive."""
+        with self._session.begin() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
+
+    def mark_dead_runs(self) -> list[str]:
+        """Mark ``running`` runs whose process is gone as ``interrupted``; returns their ids.
+
+        Same host: the recorded pid no longer runs (or now belongs to a process that
+        started at another time). Other hosts, and runs from before liveness was
+        recorded: no heartbeat for :data:`~tunecheck.store.liveness.STALE_AFTER` seconds.
+        """
+        here = host_name()
+        stale = utcnow() - timedelta(seconds=STALE_AFTER)
+        with self._session() as s:
+            running = list(s.scalars(select(RunRow).where(RunRow.status == "running")))
+        dead: dict[str, str] = {}
+        for r in running:
+            if r.host == here and r.pid:
+                if not process_alive(r.pid, r.pid_started):
+                    dead[r.id] = f"its process (pid {r.pid}) ended without finishing the run"
+            elif (r.heartbeat_at or r.created_at) < stale:
+                where = f" on {r.host}" if r.host else ""
+                dead[r.id] = f"no sign of life from its process{where} for {STALE_AFTER:g} s"
+        for run_id, why in dead.items():
+            with self._session.begin() as s:
+                s.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.status == "running")
+                    .values(
+                        status="interrupted",
+                        finished_at=utcnow(),
+                        error=f"interrupted: {why} (killed?); run the same spec again to "
+                        "resume, stored answers are reused",
+                    )
+                )
+        return list(dead)
 
     def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._session() as s:
@@ -477,9 +554,10 @@ def _run_summary(r: RunRow) -> dict[str, Any]:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # wait for other writers first: switching a new database to WAL takes a lock too
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -523,6 +601,9 @@ def open_store(url: str | None = None) -> Store:
     except Exception as err:
         raise TunecheckError(f"cannot open the run store: {err}", where=url) from None
     store = Store(engine)
+    # a store opened read-only can still be read; the next writer marks the dead runs
+    with contextlib.suppress(SQLAlchemyError):
+        store.mark_dead_runs()
     _ENGINES[key] = store
     return store
 

@@ -40,6 +40,11 @@ class RunRow(Base):
     verdict: Mapped[str | None] = mapped_column(String(16), default=None)
     result_json: Mapped[dict | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # liveness of a running run (migration 0002): the owning process and its last sign of life
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    pid_started: Mapped[float | None] = mapped_column(Float, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ContenderRow(Base):
