@@ -208,7 +208,10 @@ def _strongest(
 ) -> str:
     def key(name: str) -> float:
         value = scores[name][primary].value
-        return value if math.isfinite(value) else -math.inf
+        if not math.isfinite(value):
+            return -math.inf
+        # the best baseline by the metric's direction (lowest TER, highest accuracy)
+        return value if scores[name][primary].higher_is_better else -value
 
     # max() keeps the first declared baseline on ties
     return max(baselines, key=key)
@@ -392,12 +395,15 @@ def as_metric_scores(obj: Any, metric: str | None = None) -> MetricScores:
 
 
 def probe_status(
-    rel_change: float | None, thresholds: Thresholds
+    rel_change: float | None, thresholds: Thresholds, *, higher_is_better: bool = True
 ) -> Literal["ok", "warning", "FAIL"]:
-    """ok when the relative drop is at most ``warn``, warning up to ``fail``, FAIL from ``fail`` on."""
+    """ok when the relative drop is at most ``warn``, warning up to ``fail``, FAIL from ``fail`` on.
+
+    For a lower-is-better metric the "drop" is a relative *increase* (more errors).
+    """
     if rel_change is None:
         return "ok"
-    drop = -rel_change
+    drop = -rel_change if higher_is_better else rel_change
     if drop >= thresholds.fail - 1e-12:
         return "FAIL"
     if drop > thresholds.warn + 1e-12:
@@ -426,6 +432,10 @@ def probe_result(
     b = as_metric_scores(base, metric)
     f = as_metric_scores(finetuned, metric)
     b.name = f.name = metric
+    if not isinstance(base, MetricScores):
+        from tunecheck.metrics import higher_is_better
+
+        b.higher_is_better = f.higher_is_better = higher_is_better(metric)
     comp = compare(
         f, b, alpha=thresholds.alpha, n_resamples=n_resamples, seed=seed,
         candidate_name=finetuned_name, baseline_name=base_name,
@@ -451,7 +461,7 @@ def probe_result(
         p_value=comp.p_value,
         test=comp.test,
         significant=comp.significant,
-        status=probe_status(rel, thresholds),
+        status=probe_status(rel, thresholds, higher_is_better=comp.higher_is_better),
         mde=comp.mde,
         n_required=comp.n_required,
         note=comp.note,

@@ -1,6 +1,8 @@
 """The verdict: DEPLOY, ITERATE or ABANDON, with the numbers behind it and what to do next.
 
-Rules (per task, on the primary metric, candidate vs the STRONGEST baseline):
+Rules (per task, on the primary metric, candidate vs the STRONGEST baseline; a
+"gain" is oriented by the metric's direction, so for a lower-is-better metric such
+as ``ter`` a negative delta is a gain):
 
 * **real gain**: the paired test is significant (p < alpha), the delta is positive
   and the bootstrap interval lies above 0.
@@ -79,19 +81,23 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
         f"vs {strongest}, {fmt_p(comp.p_value)} ({comp.test}, n={comp.n}; "
         f"{_val(comp.candidate_value)} vs {_val(comp.baseline_value)})"
     )
+    if not comp.higher_is_better:
+        reason += f" [{comp.metric}: lower is better]"
     steps: list[str] = []
-    if comp.delta is None or comp.n == 0:
+    # gain > 0 means better whatever the metric's direction (a TER drop is a gain)
+    gain, gain_low, gain_high = comp.improvement()
+    if gain is None or comp.n == 0:
         return (
             "ITERATE",
             reason + ": no example answered by both contenders",
             ["fix the backend errors (see the run's error counts) and run again"],
         )
-    real = comp.significant and comp.delta > 0 and (comp.ci_low or 0) > 0
+    real = comp.significant and gain > 0 and (gain_low or 0) > 0
     useful = thresholds.min_gain
-    if real and comp.delta >= useful:
+    if real and gain >= useful:
         return "DEPLOY", reason, steps
-    if comp.delta <= 0:
-        worse = comp.significant and comp.delta < 0
+    if gain <= 0:
+        worse = comp.significant and gain < 0
         tail = (
             f": the candidate is significantly worse than {task.strongest_baseline}"
             if worse
@@ -99,7 +105,7 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
         )
         return "ABANDON", reason + tail, list(ABANDON_STEPS)
     # positive but not a (useful) real gain
-    if comp.ci_high is not None and comp.ci_high > useful:
+    if gain_high is not None and gain_high > useful:
         need = comp.n_required
         if real:  # significant but below min_gain
             tail = f": real but below the minimum useful gain of {useful * 100:.1f} pts"
