@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
+from tunecheck.length import LengthAdjusted, LengthStats, length_adjusted, length_stats, words_by_id
 from tunecheck.metrics import MetricScores, score_outputs
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
@@ -128,7 +129,25 @@ class TaskResult(BaseModel):
         default_factory=dict,
         description="baseline -> share of examples where its output equals the candidate's",
     )
+    lengths: list[LengthStats] = Field(
+        default_factory=list, description="each contender's mean output length (words, tokens)"
+    )
+    length_adjusted: list[LengthAdjusted] = Field(
+        default_factory=list,
+        description="candidate vs each baseline, every metric: the gain at equal output length",
+    )
     examples: list[ExampleOutcome] = Field(default_factory=list)
+
+    def length_adjustment(
+        self, metric: str | None = None, baseline: str | None = None
+    ) -> LengthAdjusted | None:
+        """The length-adjusted comparison for ``metric`` (default: primary) vs ``baseline``."""
+        metric = metric or self.primary_metric
+        baseline = baseline or self.strongest_baseline
+        return next(
+            (a for a in self.length_adjusted if a.metric == metric and a.baseline == baseline),
+            None,
+        )
 
     def contender(self, name: str) -> ContenderResult:
         return next(c for c in self.contenders if c.name == name)
@@ -232,12 +251,15 @@ def evaluate_task(
     n_resamples: int = 10_000,
     seed: int = 0,
     keep_examples: bool = True,
+    metric_options: Mapping[str, Mapping[str, Any]] | None = None,
+    completion_tokens: Mapping[str, Sequence[int | None]] | None = None,
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
     ``outputs[contender][i]`` answers ``examples[i]`` (``None``: backend error). The
     strongest baseline is the one with the best primary metric; slice comparisons are
-    made against it.
+    made against it. ``metric_options``: metric -> options; ``completion_tokens``:
+    contender -> output length in model tokens per example (for the length report).
     """
     if candidate in baselines:
         raise GuardError(
@@ -261,9 +283,12 @@ def evaluate_task(
                 f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
             )
     scores = {
-        name: score_outputs(metrics, outputs[name], examples, parser, json_schema=json_schema)
+        name: score_outputs(
+            metrics, outputs[name], examples, parser, json_schema=json_schema,
+            options=metric_options,
+        )
         for name in names
-    }
+    }  # fmt: skip
     strongest = _strongest(baselines, scores, primary_metric)
 
     comparisons = [
@@ -280,6 +305,19 @@ def evaluate_task(
         for m in metrics
     ]
     apply_holm(comparisons)
+
+    ids = [e.id for e in examples]
+    lengths = [
+        length_stats(name, outputs[name], (completion_tokens or {}).get(name)) for name in names
+    ]
+    words = {name: words_by_id(ids, outputs[name]) for name in names}
+    adjusted = [
+        length_adjusted(
+            comp, scores[candidate][comp.metric], scores[comp.baseline][comp.metric],
+            words[candidate], words[comp.baseline], alpha=alpha,
+        )
+        for comp in comparisons
+    ]  # fmt: skip
 
     slice_ids: dict[str, list[str]] = {}
     for ex in examples:
@@ -373,6 +411,8 @@ def evaluate_task(
         slices=slices,
         slice_comparisons=slice_comparisons,
         identical_outputs=identical,
+        lengths=lengths,
+        length_adjusted=adjusted,
         examples=outcomes,
     )
 

@@ -72,6 +72,11 @@ class ContenderOutputs:
     def errors(self) -> int:
         return sum(not g.ok for g in self.generations)
 
+    @property
+    def completion_tokens(self) -> list[int | None]:
+        """Output length in model tokens per example, where the backend reported it."""
+        return [g.completion_tokens if g.ok else None for g in self.generations]
+
 
 @dataclass
 class RunState:

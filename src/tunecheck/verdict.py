@@ -8,6 +8,9 @@ as ``ter`` a negative delta is a gain):
   and the bootstrap interval lies above 0.
 * **DEPLOY**: a real gain of at least ``thresholds.min_gain`` on every task, and
   every probe ``ok`` (relative drop at most ``thresholds.warn``).
+* **length**: a real gain that is not significant at equal output length (the
+  paired length regression, :mod:`tunecheck.length`) is "explained by longer
+  outputs": ITERATE, never DEPLOY on that metric alone.
 * **ITERATE**: a real gain but a probe past the warning threshold (catastrophic
   forgetting: lower the learning rate, fewer epochs, mix general data, LoRA); or a
   positive gain that is not yet significant while the interval still allows a
@@ -36,6 +39,12 @@ FORGETTING_STEPS = [
     "train for fewer epochs, or keep an earlier checkpoint (`tunecheck diagnose trainer_state.json`)",
     "mix general instruction data (about 10-20%) into the training set to limit forgetting",
     "use LoRA with a small rank instead of full fine-tuning (or lower the LoRA rank)",
+]
+LENGTH_STEPS = [
+    "the gain is explained by longer outputs: compare at equal length (cap max_new_tokens or ask "
+    "for the reference length in the prompt of every contender) before deploying",
+    "prefer a metric that does not reward length (an F-measure rather than recall, or a judge "
+    "instructed to ignore length) as the primary metric",
 ]
 ABANDON_STEPS = [
     "improve the prompt of the base model instead: a sharper system prompt and a few-shot examples",
@@ -95,6 +104,10 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
     real = comp.significant and gain > 0 and (gain_low or 0) > 0
     useful = thresholds.min_gain
     if real and gain >= useful:
+        adj = task.length_adjustment()
+        if adj is not None and adj.explained_by_length:
+            # a gain that vanishes at equal output length is not a reason to deploy
+            return "ITERATE", reason + f": {adj.note}", list(LENGTH_STEPS)
         return "DEPLOY", reason, steps
     if gain <= 0:
         worse = comp.significant and gain < 0
@@ -158,6 +171,10 @@ def decide(
         steps.extend(s for s in task_steps if s not in steps)
         if _SEVERITY[d] > _SEVERITY[decision]:
             decision = d
+        primary_adj = task.length_adjustment()
+        for adj in task.length_adjusted:
+            if adj.explained_by_length and adj is not primary_adj:
+                reasons.append(f"task {task.name!r} {adj.metric} vs {adj.baseline}: {adj.note}")
         for baseline, share in task.identical_outputs.items():
             if share == 1.0 and task.n_examples > 0:
                 reasons.append(
@@ -195,6 +212,15 @@ def decide(
         and any(_task_decision(t, thresholds)[0] != "DEPLOY" for t in task_list)
     ):
         summary = "promising but not ready: the gain is not conclusive and a capability regressed"
+    if (
+        decision == "ITERATE"
+        and not regressed
+        and any(
+            (adj := t.length_adjustment()) is not None and adj.explained_by_length
+            for t in task_list
+        )
+    ):
+        summary = "promising but not ready: the gain is explained by longer outputs"
     return Verdict(decision=decision, summary=summary, reasons=reasons, next_steps=steps)
 
 

@@ -43,6 +43,10 @@ class MetricInfo:
     the metric compares outputs with each example's reference (a missing one is an
     error before any model call). ``options``: a pydantic model of the options a
     spec may pass (``{name: bertscore, model: DIR}``); ``None`` accepts none.
+    ``length_sensitive``: a longer free-text output can raise the score (recall-based
+    overlap, embeddings, judges): the verdict then refuses a gain that disappears at
+    equal output length (:mod:`tunecheck.length`). Metrics of a parsed answer (a
+    label, a number, JSON) are not: their length adjustment is reported only.
     """
 
     name: str
@@ -50,6 +54,7 @@ class MetricInfo:
     kind: MetricKind | None = None
     reference: bool = False
     options: type[BaseModel] | None = None
+    length_sensitive: bool = False
 
 
 METRIC_INFO: dict[str, MetricInfo] = {}
@@ -62,9 +67,10 @@ def metric(
     kind: MetricKind | None = None,
     reference: bool = False,
     options: type[BaseModel] | None = None,
+    length_sensitive: bool = False,
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering a metric with its metadata: ``@metric("ter", higher_is_better=False)``."""
-    info = MetricInfo(name, higher_is_better, kind, reference, options)
+    info = MetricInfo(name, higher_is_better, kind, reference, options, length_sensitive)
 
     def decorate(fn: MetricFn) -> MetricFn:
         METRICS.register(name)(fn)

@@ -158,7 +158,9 @@ def bertscore_prf(
     return np.stack([p.numpy(), r.numpy(), f.numpy()], axis=1).astype(float)
 
 
-@metric("bertscore", kind="continuous", reference=True, options=BertScoreOptions)
+@metric(
+    "bertscore", kind="continuous", reference=True, options=BertScoreOptions, length_sensitive=True
+)
 def bertscore(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:
@@ -208,7 +210,13 @@ def cosine_max(
     return sims
 
 
-@metric("semantic_similarity", kind="continuous", reference=True, options=SimilarityOptions)
+@metric(
+    "semantic_similarity",
+    kind="continuous",
+    reference=True,
+    options=SimilarityOptions,
+    length_sensitive=True,
+)
 def semantic_similarity(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:

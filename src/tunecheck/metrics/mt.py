@@ -121,7 +121,7 @@ def _segment_stats(scorer: Any, outputs: Sequence[str], examples: Sequence[Examp
     return np.asarray(raw, dtype=float).reshape(len(hyps), -1)
 
 
-@metric("bleu", kind="corpus", reference=True, options=BleuOptions)
+@metric("bleu", kind="corpus", reference=True, options=BleuOptions, length_sensitive=True)
 def bleu(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext) -> MetricScores:
     """Corpus BLEU (sacrebleu defaults), 0-1; per example: sentence BLEU (effective order).
 
@@ -140,7 +140,14 @@ def bleu(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContex
     )  # fmt: skip
 
 
-@metric("ter", higher_is_better=False, kind="corpus", reference=True, options=TerOptions)
+@metric(
+    "ter",
+    higher_is_better=False,
+    kind="corpus",
+    reference=True,
+    options=TerOptions,
+    length_sensitive=True,
+)
 def ter(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext) -> MetricScores:
     """Translation edit rate (sacrebleu TER) as a fraction: edits per reference word, LOWER is better.
 

@@ -232,7 +232,7 @@ def _rouge_metric(
     )
 
 
-@metric("rouge1", kind="continuous", reference=True, options=RougeOptions)
+@metric("rouge1", kind="continuous", reference=True, options=RougeOptions, length_sensitive=True)
 def rouge1(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:
@@ -240,7 +240,7 @@ def rouge1(
     return _rouge_metric("rouge1", "rouge1", outputs, examples, ctx)
 
 
-@metric("rouge2", kind="continuous", reference=True, options=RougeOptions)
+@metric("rouge2", kind="continuous", reference=True, options=RougeOptions, length_sensitive=True)
 def rouge2(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:
@@ -248,7 +248,7 @@ def rouge2(
     return _rouge_metric("rouge2", "rouge2", outputs, examples, ctx)
 
 
-@metric("rouge_l", kind="continuous", reference=True, options=RougeOptions)
+@metric("rouge_l", kind="continuous", reference=True, options=RougeOptions, length_sensitive=True)
 def rouge_l(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:
@@ -256,7 +256,9 @@ def rouge_l(
     return _rouge_metric("rouge_l", "rougeL", outputs, examples, ctx)
 
 
-@metric("rouge_lsum", kind="continuous", reference=True, options=RougeOptions)
+@metric(
+    "rouge_lsum", kind="continuous", reference=True, options=RougeOptions, length_sensitive=True
+)
 def rouge_lsum(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> MetricScores:

@@ -125,7 +125,7 @@ def chrf_from_stats(stats: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
     return np.divide(num, denom, out=np.zeros_like(num), where=(avg_prec + avg_rec) > 0)
 
 
-@metric("chrf", kind="corpus", reference=True)
+@metric("chrf", kind="corpus", reference=True, length_sensitive=True)
 def chrf(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext) -> MetricScores:
     """Character n-gram F-score (sacrebleu chrF, beta 2), on a 0-1 scale.
 
