@@ -158,6 +158,10 @@ def load_task(
         examples = examples[:n]
     if not examples:
         raise TunecheckError("the task has no examples", where=task.data)
+    from tunecheck.metrics import check_references
+
+    # before any model call: a reference-based metric needs a reference on every example
+    check_references(task.metrics, examples, where=f"task {task.name!r} ({task.data})")
     return LoadedTask(spec=task, examples=examples, lock_hash=lock_hash, verify_report=report)
 
 
