@@ -111,16 +111,28 @@ def test_bleu_ter_chrf_identical_to_sacrebleu():
     refs = [[e.reference for e in examples]]
     for name, hyps in systems.items():
         s = score_outputs(["bleu", "ter", "chrf"], hyps, examples, ParserSpec())
-        assert s["bleu"].value * 100 == pytest.approx(sacrebleu.corpus_bleu(hyps, refs).score, abs=1e-9), name
-        assert s["ter"].value * 100 == pytest.approx(sacrebleu.corpus_ter(hyps, refs).score, abs=1e-9), name
-        assert s["chrf"].value * 100 == pytest.approx(sacrebleu.corpus_chrf(hyps, refs).score, abs=1e-9), name
-        sent_bleu = [sacrebleu.sentence_bleu(h, [r]).score / 100 for h, r in zip(hyps, refs[0], strict=True)]
-        sent_ter = [sacrebleu.sentence_ter(h, [r]).score / 100 for h, r in zip(hyps, refs[0], strict=True)]
+        assert s["bleu"].value * 100 == pytest.approx(
+            sacrebleu.corpus_bleu(hyps, refs).score, abs=1e-9
+        ), name
+        assert s["ter"].value * 100 == pytest.approx(
+            sacrebleu.corpus_ter(hyps, refs).score, abs=1e-9
+        ), name
+        assert s["chrf"].value * 100 == pytest.approx(
+            sacrebleu.corpus_chrf(hyps, refs).score, abs=1e-9
+        ), name
+        sent_bleu = [
+            sacrebleu.sentence_bleu(h, [r]).score / 100 for h, r in zip(hyps, refs[0], strict=True)
+        ]
+        sent_ter = [
+            sacrebleu.sentence_ter(h, [r]).score / 100 for h, r in zip(hyps, refs[0], strict=True)
+        ]
         np.testing.assert_allclose(s["bleu"].per_example, sent_bleu, rtol=0, atol=1e-12)
         np.testing.assert_allclose(s["ter"].per_example, sent_ter, rtol=0, atol=1e-12)
         assert not s["ter"].higher_is_better and s["ter"].kind == "corpus"
     # the two systems differ a lot: the identity is not a coincidence of one regime
-    assert score_outputs(["bleu"], systems["copy-source"], examples, ParserSpec())["bleu"].value < 0.1
+    assert (
+        score_outputs(["bleu"], systems["copy-source"], examples, ParserSpec())["bleu"].value < 0.1
+    )
 
 
 def test_resampled_corpus_scores_equal_sacrebleu_on_the_resample():
@@ -149,9 +161,15 @@ def test_multi_reference_bleu_ter_chrf_follow_sacrebleu():
     streams = reference_streams(examples)
     assert len(streams) == 3 and any(x is None for x in streams[2])  # 1-3 references per row
     s = score_outputs(["bleu", "ter", "chrf"], hyps, examples, ParserSpec())
-    assert s["bleu"].value * 100 == pytest.approx(sacrebleu.corpus_bleu(hyps, streams).score, abs=1e-9)
-    assert s["ter"].value * 100 == pytest.approx(sacrebleu.corpus_ter(hyps, streams).score, abs=1e-9)
-    assert s["chrf"].value * 100 == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score, abs=1e-9)
+    assert s["bleu"].value * 100 == pytest.approx(
+        sacrebleu.corpus_bleu(hyps, streams).score, abs=1e-9
+    )
+    assert s["ter"].value * 100 == pytest.approx(
+        sacrebleu.corpus_ter(hyps, streams).score, abs=1e-9
+    )
+    assert s["chrf"].value * 100 == pytest.approx(
+        sacrebleu.corpus_chrf(hyps, streams).score, abs=1e-9
+    )
     one_ref = score_outputs(
         ["bleu"], hyps, [Example(id=e.id, input="x", reference=e.reference[0]) for e in examples],
         ParserSpec(),
