@@ -187,6 +187,7 @@ def test_missing_reference_fails_before_any_model_call(tldr_project):
     spec = load_spec(
         _write(tldr_project, "[rouge_l]", base="lengthtest:lead", cand="lengthtest:lead")
     )
+    before = LengthTestModel.generated
     with pytest.raises(DataError, match=rf"example {rows[3]['id']!r} has no reference.*rouge_l"):
         run(spec, options=RunOptions(show_progress=False, probes=False))
     assert LengthTestModel.generated == before  # not one generation was asked for
