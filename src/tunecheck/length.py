@@ -191,9 +191,11 @@ def length_adjusted(
             "length difference follows from the answer rather than inflating it: reported only"
         )
     elif explained:
+        p_text = "p<0.001" if fit.intercept_p < 0.001 else f"p={fit.intercept_p:.3f}"
+        worse = fit.intercept_p < alpha and adjusted_gain < 0
         note = (
             f"the gain is explained by longer outputs: at equal length the expected delta is "
-            f"{fit.intercept:+.4f} (p={fit.intercept_p:.3f}), the candidate writes "
+            f"{fit.intercept:+.4f} ({p_text}{', worse' if worse else ''}); the candidate writes "
             f"{dlen.mean():+.1f} words more on average"
         )
     elif raw_better:

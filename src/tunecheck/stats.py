@@ -503,7 +503,10 @@ class Comparison(BaseModel):
         """``(gain, low, high)``: delta and interval oriented so that positive means better."""
         if self.higher_is_better:
             return self.delta, self.ci_low, self.ci_high
-        flip = (lambda x: None if x is None else -x)  # noqa: E731
+
+        def flip(x: float | None) -> float | None:
+            return None if x is None else -x
+
         return flip(self.delta), flip(self.ci_high), flip(self.ci_low)
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Literal
+from itertools import pairwise
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from tunecheck.metrics.base import MetricScores, ScoringContext, metric
 from tunecheck.metrics.options import MetricOptions, references
 
 RougeType = Literal["rouge1", "rouge2", "rougeL", "rougeLsum"]
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_ALNUM_RUN = re.compile(r"[a-z0-9]+")
 _VALID = re.compile(r"^[a-z0-9]+$")
 
 
@@ -55,6 +56,8 @@ class RougeTokenizer:
             self._stem = porter.PorterStemmer().stem
         self._ids: dict[str, int] = {}  # raw word -> id of its (stemmed) token; -1: dropped
         self._vocab: dict[str, int] = {}
+        self._texts: dict[str, list[int]] = {}
+        self._sentences: dict[str, list[list[int]]] = {}
 
     def _word(self, word: str) -> int:
         tok = self._stem(word) if self._stem is not None and len(word) > 3 else word
@@ -63,9 +66,18 @@ class RougeTokenizer:
         return wid
 
     def tokens(self, text: str) -> list[int]:
+        """rouge-score's tokens of ``text`` as ids (memoised: ROUGE-1/2/L/Lsum share them)."""
+        hit = self._texts.get(text)
+        if hit is None:
+            hit = self._texts[text] = self._tokenize(text)
+        return hit
+
+    def _tokenize(self, text: str) -> list[int]:
         ids = self._ids
         out = []
-        for word in _NON_ALNUM.sub(" ", text.lower()).split():
+        # the maximal [a-z0-9] runs of the lower-cased text: what rouge-score's
+        # "non-alphanumerics to spaces, then split" leaves
+        for word in _ALNUM_RUN.findall(text.lower()):
             wid = ids.get(word)
             if wid is None:
                 wid = self._word(word)
@@ -75,7 +87,10 @@ class RougeTokenizer:
 
     def sentences(self, text: str) -> list[list[int]]:
         """rougeLsum's sentences: newline-separated, empty lines dropped, then tokenised."""
-        return [self.tokens(s) for s in text.split("\n") if len(s)]
+        hit = self._sentences.get(text)
+        if hit is None:
+            hit = self._sentences[text] = [self._tokenize(s) for s in text.split("\n") if len(s)]
+        return hit
 
 
 def _prf(hits: float, n_pred: int, n_target: int) -> tuple[float, float, float]:
@@ -85,17 +100,21 @@ def _prf(hits: float, n_pred: int, n_target: int) -> tuple[float, float, float]:
     return precision, recall, f
 
 
-def _ngrams(tokens: list[int], n: int) -> Counter[tuple[int, ...]]:
+def _ngrams(tokens: list[int], n: int) -> Counter[Any]:
     if n == 1:
-        return Counter((t,) for t in tokens)
+        return Counter(tokens)
+    if n == 2:
+        return Counter(pairwise(tokens))
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def score_ngrams(target: list[int], pred: list[int], n: int) -> tuple[float, float, float]:
     """rouge-score's ROUGE-N (clipped n-gram overlap) as (precision, recall, F)."""
     t, p = _ngrams(target, n), _ngrams(pred, n)
-    hits = sum(min(c, p[g]) for g, c in t.items() if g in p)
-    return _prf(hits, max(sum(p.values()), 1), max(sum(t.values()), 1))
+    hits = sum((t & p).values())
+    n_pred = max(len(pred) - n + 1, 0)
+    n_target = max(len(target) - n + 1, 0)
+    return _prf(hits, max(n_pred, 1), max(n_target, 1))
 
 
 def score_lcs(target: list[int], pred: list[int]) -> tuple[float, float, float]:
@@ -114,18 +133,27 @@ def _lcs_indices(ref: list[int], can: list[int]) -> list[int]:
     if not rows:
         return []
     sub = [ref[i] for i in rows]
+    from rapidfuzz.distance import LCSseq
+
+    if LCSseq.similarity(sub, can) == len(sub):
+        # every remaining reference token is matched: the LCS is unique, no table needed
+        return rows
     cols = len(can)
-    table = [[0] * (cols + 1)]
+    above = [0] * (cols + 1)
+    table = [above]
     for r in sub:
-        above = table[-1]
-        row = [0] * (cols + 1)
-        for j in range(1, cols + 1):
-            if r == can[j - 1]:
-                row[j] = above[j - 1] + 1
+        row = [0]
+        left = 0
+        for j, c in enumerate(can):
+            if r == c:
+                left = above[j] + 1
             else:
-                left, up = row[j - 1], above[j]
-                row[j] = left if left > up else up
+                up = above[j + 1]
+                if up > left:
+                    left = up
+            row.append(left)
         table.append(row)
+        above = row
     i, j = len(sub), cols
     out: list[int] = []
     while i > 0 and j > 0:
