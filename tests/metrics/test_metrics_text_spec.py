@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tunecheck.errors import DataError, SpecError
@@ -191,3 +192,37 @@ def test_missing_reference_fails_before_any_model_call(tldr_project):
     with pytest.raises(DataError, match=rf"example {rows[3]['id']!r} has no reference.*rouge_l"):
         run(spec, options=RunOptions(show_progress=False, probes=False))
     assert LengthTestModel.generated == before  # not one generation was asked for
+
+
+def test_text_metric_with_options_on_a_probe(tldr_project):
+    from rouge_score import rouge_scorer
+
+    spec_path = _write(tldr_project, "[rouge1]")
+    spec_path.write_text(
+        spec_path.read_text().replace(
+            "probes: []",
+            "probes:\n  - {name: tldr_probe, path: tldr.jsonl, fields: {input: input, reference: "
+            "reference}, metric: rouge_l, n: 40, options: {metric_options: {use_stemmer: true}}}",
+        )
+    )
+    outcome = run(load_spec(spec_path), options=RunOptions(show_progress=False))
+    (probe,) = outcome.result.probes
+    assert probe.metric == "rouge_l" and probe.n == 40
+    # the base model answers the first line of each input: recompute with rouge-score on
+    # the same seeded sample of 40, with stemming (the option) and without (must differ)
+    from tunecheck.data.load import load_examples
+    from tunecheck.probes.loaders import sample_examples
+    from tunecheck.spec import FieldMap
+
+    examples = sample_examples(load_examples(str(tldr_project / "tldr.jsonl"), FieldMap()), 40, 1)
+
+    def mean_rouge_l(stem: bool) -> float:
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stem)
+        return float(np.mean([
+            scorer.score_multi(e.reference, e.input.split("\n")[0])["rougeL"].fmeasure
+            for e in examples
+        ]))  # fmt: skip
+
+    assert probe.base == pytest.approx(mean_rouge_l(True), abs=1e-12)
+    assert probe.base != pytest.approx(mean_rouge_l(False), abs=1e-6)
+    assert probe.status == "ok"  # padding with reference words does not lower ROUGE-L
