@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sacrebleu
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from tunecheck.examples import Example
@@ -187,3 +189,28 @@ def test_bleu_options_reach_sacrebleu():
     )
     cased = score_outputs(["bleu"], hyps, examples, ParserSpec())["bleu"].value
     assert cased < s["bleu"].value
+
+
+_WORDS = ["a", "b", "c", "cats", "running", "Ran", "the", "É", "x1", "--", "İs", "ß"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pred=st.lists(st.lists(st.sampled_from(_WORDS), max_size=9), max_size=4),
+    refs=st.lists(
+        st.lists(st.lists(st.sampled_from(_WORDS), max_size=9), max_size=4), min_size=1, max_size=3
+    ),
+    stem=st.booleans(),
+)
+def test_rouge_identical_on_tie_heavy_random_texts(pred, refs, stem):
+    # few distinct words, many repeats: many longest common subsequences, so ROUGE-Lsum's
+    # union depends on exactly which one is read out; punctuation/unicode test the tokenizer
+    def text(sents):
+        return "\n".join(" ".join(s) for s in sents)
+
+    p, rs = text(pred), [text(r) for r in refs]
+    scorer = rouge_scorer.RougeScorer(list(TYPES), use_stemmer=stem)
+    want = scorer.score_multi(rs, p)
+    for t in TYPES:
+        got = rouge([p], [rs], t, use_stemmer=stem)[0]  # type: ignore[arg-type]
+        assert tuple(got) == (want[t].precision, want[t].recall, want[t].fmeasure), t

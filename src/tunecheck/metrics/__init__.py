@@ -103,7 +103,12 @@ def score_outputs(
         ctx.options = parsed[name]
         scores = fn(answered, scored_examples, ctx)  # type: ignore[arg-type]
         scores.name = name
-        scores.higher_is_better = higher_is_better(name)
+        info = metric_info(name)
+        if info.kind is not None and scores.kind != info.kind:
+            raise ValueError(
+                f"metric {name!r} is registered as {info.kind} but returned {scores.kind}"
+            )
+        scores.higher_is_better = info.higher_is_better
         scores.details.setdefault("invalid", 0)
         scores.details["errors"] = errors
         scores.details["n"] = scores.n
