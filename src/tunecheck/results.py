@@ -473,9 +473,12 @@ def probe_result(
     f = as_metric_scores(finetuned, metric)
     b.name = f.name = metric
     if not isinstance(base, MetricScores):
+        # a probe outcome: its own declared direction (lm-eval reports one), else the registry's
         from tunecheck.metrics import higher_is_better
 
-        b.higher_is_better = f.higher_is_better = higher_is_better(metric)
+        declared = (getattr(base, "details", None) or {}).get("higher_is_better")
+        direction = declared if isinstance(declared, bool) else higher_is_better(metric)
+        b.higher_is_better = f.higher_is_better = direction
     comp = compare(
         f, b, alpha=thresholds.alpha, n_resamples=n_resamples, seed=seed,
         candidate_name=finetuned_name, baseline_name=base_name,

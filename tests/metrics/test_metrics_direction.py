@@ -139,3 +139,36 @@ def test_training_curves_use_the_registered_direction():
 
     summary = _summary(Curve(np.array([1, 2, 3]), np.array([0.5, 0.3, 0.4])), _direction("ter"))
     assert summary.best == 0.3 and summary.best_step == 2
+
+
+def test_lm_eval_direction_reaches_the_probe_status(tmp_path):
+    """A perplexity-like lm-eval metric (higher_is_better: false in results_*.json) that
+    rises is a regression; the same rise of a higher-is-better metric is not."""
+    import json
+
+    from tunecheck.probes.lm_eval_bridge import import_lm_eval
+
+    def write(folder, values, higher):
+        folder.mkdir()
+        date = "2026-01-01T00-00-00.000000"
+        recs = [{"doc_id": i, "filter": "none", "doc_hash": str(i), "word_ppl": v}
+                for i, v in enumerate(values)]  # fmt: skip
+        (folder / f"samples_wiki_{date}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in recs)
+        )
+        (folder / f"results_{date}.json").write_text(json.dumps({
+            "results": {"wiki": {"word_ppl,none": float(np.mean(values))}},
+            "higher_is_better": {"wiki": {"word_ppl": higher}},
+        }))  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(10, 12, 200)
+    for higher, expected in ((False, "FAIL"), (True, "ok")):
+        root = tmp_path / str(higher)
+        root.mkdir()
+        write(root / "base", base, higher)
+        write(root / "ft", base * 1.3, higher)  # 30% higher
+        (pair,) = import_lm_eval(root / "base", root / "ft")
+        assert pair.base.details["higher_is_better"] is higher
+        probe = probe_result("wiki", pair.metric, pair.base, pair.finetuned, TH, n_resamples=500)
+        assert probe.rel_change == pytest.approx(0.3) and probe.status == expected
