@@ -74,8 +74,17 @@ class ContenderOutputs:
 
     @property
     def completion_tokens(self) -> list[int | None]:
-        """Output length in model tokens per example, where the backend reported it."""
-        return [g.completion_tokens if g.ok else None for g in self.generations]
+        """Output length in model tokens per example (of the text scored), where reported."""
+        out: list[int | None] = []
+        for g in self.generations:
+            if not g.ok:
+                out.append(None)
+            elif len(g.texts) > 1:  # several samples: the count of the first, if known
+                per_sample = (g.meta or {}).get("sample_completion_tokens")
+                out.append(int(per_sample[0]) if per_sample else None)
+            else:
+                out.append(g.completion_tokens)
+        return out
 
 
 @dataclass
