@@ -44,6 +44,11 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 candidate=spec.candidate or spec.contenders[-1].name,
                 baselines=baselines,
                 json_schema=t.json_schema,
+                metric_options=t.metric_options,
+                completion_tokens={
+                    c.name: state.outputs[(c.name, t.name)].completion_tokens
+                    for c in spec.contenders
+                },
                 alpha=spec.thresholds.alpha,
                 n_resamples=spec.bootstrap,
                 seed=spec.seed,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
+from tunecheck.length import LengthAdjusted, LengthStats, length_adjusted, length_stats, words_by_id
 from tunecheck.metrics import MetricScores, score_outputs
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
@@ -131,7 +132,25 @@ class TaskResult(BaseModel):
         default_factory=dict,
         description="baseline -> share of examples where its output equals the candidate's",
     )
+    lengths: list[LengthStats] = Field(
+        default_factory=list, description="each contender's mean output length (words, tokens)"
+    )
+    length_adjusted: list[LengthAdjusted] = Field(
+        default_factory=list,
+        description="candidate vs each baseline, every metric: the gain at equal output length",
+    )
     examples: list[ExampleOutcome] = Field(default_factory=list)
+
+    def length_adjustment(
+        self, metric: str | None = None, baseline: str | None = None
+    ) -> LengthAdjusted | None:
+        """The length-adjusted comparison for ``metric`` (default: primary) vs ``baseline``."""
+        metric = metric or self.primary_metric
+        baseline = baseline or self.strongest_baseline
+        return next(
+            (a for a in self.length_adjusted if a.metric == metric and a.baseline == baseline),
+            None,
+        )
 
     def contender(self, name: str) -> ContenderResult:
         return next(c for c in self.contenders if c.name == name)
@@ -212,7 +231,10 @@ def _strongest(
 ) -> str:
     def key(name: str) -> float:
         value = scores[name][primary].value
-        return value if math.isfinite(value) else -math.inf
+        if not math.isfinite(value):
+            return -math.inf
+        # the best baseline by the metric's direction (lowest TER, highest accuracy)
+        return value if scores[name][primary].higher_is_better else -value
 
     # max() keeps the first declared baseline on ties
     return max(baselines, key=key)
@@ -233,12 +255,15 @@ def evaluate_task(
     n_resamples: int = 10_000,
     seed: int = 0,
     keep_examples: bool = True,
+    metric_options: Mapping[str, Mapping[str, Any]] | None = None,
+    completion_tokens: Mapping[str, Sequence[int | None]] | None = None,
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
     ``outputs[contender][i]`` answers ``examples[i]`` (``None``: backend error). The
     strongest baseline is the one with the best primary metric; slice comparisons are
-    made against it.
+    made against it. ``metric_options``: metric -> options; ``completion_tokens``:
+    contender -> output length in model tokens per example (for the length report).
     """
     if candidate in baselines:
         raise GuardError(
@@ -262,9 +287,12 @@ def evaluate_task(
                 f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
             )
     scores = {
-        name: score_outputs(metrics, outputs[name], examples, parser, json_schema=json_schema)
+        name: score_outputs(
+            metrics, outputs[name], examples, parser, json_schema=json_schema,
+            options=metric_options,
+        )
         for name in names
-    }
+    }  # fmt: skip
     strongest = _strongest(baselines, scores, primary_metric)
 
     comparisons = [
@@ -281,6 +309,19 @@ def evaluate_task(
         for m in metrics
     ]
     apply_holm(comparisons)
+
+    ids = [e.id for e in examples]
+    lengths = [
+        length_stats(name, outputs[name], (completion_tokens or {}).get(name)) for name in names
+    ]
+    words = {name: words_by_id(ids, outputs[name]) for name in names}
+    adjusted = [
+        length_adjusted(
+            comp, scores[candidate][comp.metric], scores[comp.baseline][comp.metric],
+            words[candidate], words[comp.baseline], alpha=alpha,
+        )
+        for comp in comparisons
+    ]  # fmt: skip
 
     slice_ids: dict[str, list[str]] = {}
     for ex in examples:
@@ -374,6 +415,8 @@ def evaluate_task(
         slices=slices,
         slice_comparisons=slice_comparisons,
         identical_outputs=identical,
+        lengths=lengths,
+        length_adjusted=adjusted,
         examples=outcomes,
     )
 
@@ -396,12 +439,15 @@ def as_metric_scores(obj: Any, metric: str | None = None) -> MetricScores:
 
 
 def probe_status(
-    rel_change: float | None, thresholds: Thresholds
+    rel_change: float | None, thresholds: Thresholds, *, higher_is_better: bool = True
 ) -> Literal["ok", "warning", "FAIL"]:
-    """ok when the relative drop is at most ``warn``, warning up to ``fail``, FAIL from ``fail`` on."""
+    """ok when the relative drop is at most ``warn``, warning up to ``fail``, FAIL from ``fail`` on.
+
+    For a lower-is-better metric the "drop" is a relative *increase* (more errors).
+    """
     if rel_change is None:
         return "ok"
-    drop = -rel_change
+    drop = -rel_change if higher_is_better else rel_change
     if drop >= thresholds.fail - 1e-12:
         return "FAIL"
     if drop > thresholds.warn + 1e-12:
@@ -430,6 +476,13 @@ def probe_result(
     b = as_metric_scores(base, metric)
     f = as_metric_scores(finetuned, metric)
     b.name = f.name = metric
+    if not isinstance(base, MetricScores):
+        # a probe outcome: its own declared direction (lm-eval reports one), else the registry's
+        from tunecheck.metrics import higher_is_better
+
+        declared = (getattr(base, "details", None) or {}).get("higher_is_better")
+        direction = declared if isinstance(declared, bool) else higher_is_better(metric)
+        b.higher_is_better = f.higher_is_better = direction
     comp = compare(
         f, b, alpha=thresholds.alpha, n_resamples=n_resamples, seed=seed,
         candidate_name=finetuned_name, baseline_name=base_name,
@@ -455,7 +508,7 @@ def probe_result(
         p_value=comp.p_value,
         test=comp.test,
         significant=comp.significant,
-        status=probe_status(rel, thresholds),
+        status=probe_status(rel, thresholds, higher_is_better=comp.higher_is_better),
         mde=comp.mde,
         n_required=comp.n_required,
         note=comp.note,

@@ -73,6 +73,20 @@ class ContenderOutputs:
     def errors(self) -> int:
         return sum(not g.ok for g in self.generations)
 
+    @property
+    def completion_tokens(self) -> list[int | None]:
+        """Output length in model tokens per example (of the text scored), where reported."""
+        out: list[int | None] = []
+        for g in self.generations:
+            if not g.ok:
+                out.append(None)
+            elif len(g.texts) > 1:  # several samples: the count of the first, if known
+                per_sample = (g.meta or {}).get("sample_completion_tokens")
+                out.append(int(per_sample[0]) if per_sample else None)
+            else:
+                out.append(g.completion_tokens)
+        return out
+
 
 @dataclass
 class RunState:
@@ -154,6 +168,10 @@ def load_task(
         examples = examples[:n]
     if not examples:
         raise TunecheckError("the task has no examples", where=task.data)
+    from tunecheck.metrics import check_references
+
+    # before any model call: a reference-based metric needs a reference on every example
+    check_references(task.metrics, examples, where=f"task {task.name!r} ({task.data})")
     return LoadedTask(spec=task, examples=examples, lock_hash=lock_hash, verify_report=report)
 
 

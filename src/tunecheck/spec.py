@@ -94,12 +94,49 @@ class TaskSpec(_Strict):
     split: str = "test"
     fields: FieldMap = Field(default_factory=FieldMap)
     parser: ParserSpec = Field(default_factory=ParserSpec)
-    metrics: list[str] = Field(default_factory=lambda: ["exact_match"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["exact_match"],
+        description="metric names; an entry may be a mapping `{name: bertscore, idf: true}` "
+        "whose other keys are that metric's options",
+    )
+    metric_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="metric name -> options (e.g. bertscore: {model: DIR})"
+    )
     primary_metric: str | None = None
     json_schema: dict[str, Any] | None = None
     limit: int | None = Field(None, ge=1)
     allow_overlap: bool = False
     near_duplicate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_mappings(cls, data: Any) -> Any:
+        """``metrics: [rouge_l, {name: bertscore, model: DIR}]`` -> names + ``metric_options``."""
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
+            return data
+        if not any(isinstance(m, dict) for m in data["metrics"]):
+            return data
+        data = dict(data)
+        options = dict(data.get("metric_options") or {})
+        names: list[Any] = []
+        for entry in data["metrics"]:
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                name = entry.pop("name", None)
+                if not isinstance(name, str):
+                    raise ValueError(
+                        "a metric given as a mapping needs `name:` (e.g. {name: bertscore, idf: true})"
+                    )
+                if name in options and entry:
+                    raise ValueError(f"options for metric {name!r} are given twice")
+                if entry:
+                    options[name] = entry
+                names.append(name)
+            else:
+                names.append(entry)
+        data["metrics"] = names
+        data["metric_options"] = options
+        return data
 
     @model_validator(mode="after")
     def _primary(self) -> TaskSpec:
@@ -111,6 +148,9 @@ class TaskSpec(_Strict):
             raise ValueError(
                 f"primary_metric {self.primary_metric!r} is not one of metrics {self.metrics}"
             )
+        stray = sorted(set(self.metric_options) - set(self.metrics))
+        if stray:
+            raise ValueError(f"metric_options for {stray}, which are not in metrics {self.metrics}")
         return self
 
 
@@ -314,6 +354,7 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
         raise SpecError("invalid spec\n  " + "\n  ".join(messages), where=None) from None
     if base_dir is not None:
         _resolve_paths(spec, base_dir)
+    check_metric_options(spec, source)
     return spec
 
 
@@ -332,6 +373,7 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
     for task in spec.tasks:
         task.data = fix(task.data) or task.data
         task.lock = fix(task.lock)
+        _resolve_metric_paths(task, fix)
     for probe in spec.probes or []:
         probe.path = fix(probe.path)
     for contender in spec.contenders:
@@ -347,6 +389,29 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
                 Path(f.split("=", 1)[-1]).exists() for f in fixed[1:]
             ):
                 contender.model = f"{backend}:" + "+".join(fixed)
+
+
+def _resolve_metric_paths(task: TaskSpec, fix: Any) -> None:
+    """Local files in metric options (an encoder folder, a baseline file) are spec-relative."""
+    from tunecheck.metrics import metric_info
+
+    for name, options in task.metric_options.items():
+        model = metric_info(name).options
+        for key in getattr(model, "path_fields", ()):
+            if isinstance(options.get(key), str):
+                options[key] = fix(options[key])
+
+
+def check_metric_options(spec: Spec, source: str = "<spec>") -> None:
+    """Validate every task's metric options against the metrics' option models (SpecError)."""
+    from tunecheck.metrics import METRICS, validate_options
+
+    for i, task in enumerate(spec.tasks):
+        # a metric not registered yet (a plugin) is validated when it is scored
+        for name in (m for m in task.metrics if m in METRICS):
+            validate_options(
+                name, task.metric_options.get(name), where=f"{source}: tasks.{i}.metrics.{name}"
+            )
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tunecheck.metrics.base import AdditiveStats, ClassCodes, MetricScores
 
@@ -475,6 +475,9 @@ class Comparison(BaseModel):
 
     metric: str
     kind: str
+    higher_is_better: bool = Field(
+        True, description="the metric's direction; False: a negative delta is an improvement"
+    )
     candidate: str = "candidate"
     baseline: str = "baseline"
     slice: str | None = None
@@ -495,6 +498,16 @@ class Comparison(BaseModel):
     n_required: int | None = None
     note: str = ""
     bootstrap: str = ""
+
+    def improvement(self) -> tuple[float | None, float | None, float | None]:
+        """``(gain, low, high)``: delta and interval oriented so that positive means better."""
+        if self.higher_is_better:
+            return self.delta, self.ci_low, self.ci_high
+
+        def flip(x: float | None) -> float | None:
+            return None if x is None else -x
+
+        return flip(self.delta), flip(self.ci_high), flip(self.ci_low)
 
 
 def _finite(x: float | None) -> float | None:
@@ -587,6 +600,7 @@ def compare(
     common = {
         "metric": candidate.name,
         "kind": candidate.kind,
+        "higher_is_better": candidate.higher_is_better,
         "candidate": candidate_name,
         "baseline": baseline_name,
         "slice": slice_name,

@@ -1,11 +1,16 @@
 """The verdict: DEPLOY, ITERATE or ABANDON, with the numbers behind it and what to do next.
 
-Rules (per task, on the primary metric, candidate vs the STRONGEST baseline):
+Rules (per task, on the primary metric, candidate vs the STRONGEST baseline; a
+"gain" is oriented by the metric's direction, so for a lower-is-better metric such
+as ``ter`` a negative delta is a gain):
 
 * **real gain**: the paired test is significant (p < alpha), the delta is positive
   and the bootstrap interval lies above 0.
 * **DEPLOY**: a real gain of at least ``thresholds.min_gain`` on every task, and
   every probe ``ok`` (relative drop at most ``thresholds.warn``).
+* **length**: a real gain that is not significant at equal output length (the
+  paired length regression, :mod:`tunecheck.length`) is "explained by longer
+  outputs": ITERATE, never DEPLOY on that metric alone.
 * **ITERATE**: a real gain but a probe past the warning threshold (catastrophic
   forgetting: lower the learning rate, fewer epochs, mix general data, LoRA); or a
   positive gain that is not yet significant while the interval still allows a
@@ -35,6 +40,12 @@ FORGETTING_STEPS = [
     "train for fewer epochs, or keep an earlier checkpoint (`tunecheck diagnose trainer_state.json`)",
     "mix general instruction data (about 10-20%) into the training set to limit forgetting",
     "use LoRA with a small rank instead of full fine-tuning (or lower the LoRA rank)",
+]
+LENGTH_STEPS = [
+    "the gain is explained by longer outputs: compare at equal length (cap max_new_tokens or ask "
+    "for the reference length in the prompt of every contender) before deploying",
+    "prefer a metric that does not reward length (an F-measure rather than recall, or a judge "
+    "instructed to ignore length) as the primary metric",
 ]
 ABANDON_STEPS = [
     "improve the prompt of the base model instead: a sharper system prompt and a few-shot examples",
@@ -80,19 +91,27 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
         f"vs {strongest}, {fmt_p(comp.p_value)} ({comp.test}, n={comp.n}; "
         f"{_val(comp.candidate_value)} vs {_val(comp.baseline_value)})"
     )
+    if not comp.higher_is_better:
+        reason += f" [{comp.metric}: lower is better]"
     steps: list[str] = []
-    if comp.delta is None or comp.n == 0:
+    # gain > 0 means better whatever the metric's direction (a TER drop is a gain)
+    gain, gain_low, gain_high = comp.improvement()
+    if gain is None or comp.n == 0:
         return (
             "ITERATE",
             reason + ": no example answered by both contenders",
             ["fix the backend errors (see the run's error counts) and run again"],
         )
-    real = comp.significant and comp.delta > 0 and (comp.ci_low or 0) > 0
+    real = comp.significant and gain > 0 and (gain_low or 0) > 0
     useful = thresholds.min_gain
-    if real and comp.delta >= useful:
+    if real and gain >= useful:
+        adj = task.length_adjustment()
+        if adj is not None and adj.explained_by_length:
+            # a gain that vanishes at equal output length is not a reason to deploy
+            return "ITERATE", reason + f": {adj.note}", list(LENGTH_STEPS)
         return "DEPLOY", reason, steps
-    if comp.delta <= 0:
-        worse = comp.significant and comp.delta < 0
+    if gain <= 0:
+        worse = comp.significant and gain < 0
         tail = (
             f": the candidate is significantly worse than {task.strongest_baseline}"
             if worse
@@ -100,7 +119,7 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
         )
         return "ABANDON", reason + tail, list(ABANDON_STEPS)
     # positive but not a (useful) real gain
-    if comp.ci_high is not None and comp.ci_high > useful:
+    if gain_high is not None and gain_high > useful:
         need = comp.n_required
         if real:  # significant but below min_gain
             tail = f": real but below the minimum useful gain of {useful * 100:.1f} pts"
@@ -157,6 +176,10 @@ def decide(
         steps.extend(s for s in task_steps if s not in steps)
         if _SEVERITY[d] > _SEVERITY[decision]:
             decision = d
+        primary_adj = task.length_adjustment()
+        for adj in task.length_adjusted:
+            if adj.explained_by_length and adj is not primary_adj:
+                reasons.append(f"task {task.name!r} {adj.metric} vs {adj.baseline}: {adj.note}")
         for baseline, share in task.identical_outputs.items():
             if share == 1.0 and task.n_examples > 0:
                 reasons.append(
@@ -195,6 +218,15 @@ def decide(
         and any(_task_decision(t, thresholds)[0] != "DEPLOY" for t in task_list)
     ):
         summary = "promising but not ready: the gain is not conclusive and a capability regressed"
+    if (
+        decision == "ITERATE"
+        and not regressed
+        and any(
+            (adj := t.length_adjustment()) is not None and adj.explained_by_length
+            for t in task_list
+        )
+    ):
+        summary = "promising but not ready: the gain is explained by longer outputs"
     return Verdict(decision=decision, summary=summary, reasons=reasons, next_steps=steps)
 
 

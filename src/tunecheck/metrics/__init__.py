@@ -2,40 +2,60 @@
 
 Built in: ``accuracy``, ``macro_f1`` (classification), ``json_exact_match``,
 ``field_accuracy``, ``json_schema_valid`` (structured extraction), ``exact_match``,
-``numeric_match`` and ``chrf`` (text). A new metric is one ``@metric("name")``
+``numeric_match``, ``chrf``, ``bleu``, ``ter`` (text), ``rouge1``, ``rouge2``,
+``rouge_l``, ``rouge_lsum`` (summaries), ``bertscore`` and ``semantic_similarity``
+(embeddings). A new metric is one ``@metric("name", higher_is_better=...)``
 function in any imported module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunecheck.examples import Example
-from tunecheck.metrics import classification, extraction, text  # noqa: F401 - register metrics
+from tunecheck.metrics import (  # noqa: F401 - register metrics
+    classification,
+    embedding,
+    extraction,
+    mt,
+    rouge,
+    text,
+)
 from tunecheck.metrics.base import (
+    METRIC_INFO,
     METRICS,
     AdditiveStats,
     ClassCodes,
+    MetricInfo,
     MetricScores,
     ScoringContext,
     corpus_value,
+    higher_is_better,
     metric,
+    metric_info,
 )
 from tunecheck.metrics.classification import task_labels
+from tunecheck.metrics.options import check_references, validate_options
 from tunecheck.spec import ParserSpec
 
 CLASSIFICATION_METRICS = frozenset({"accuracy", "macro_f1"})
 
 __all__ = [
     "METRICS",
+    "METRIC_INFO",
     "AdditiveStats",
     "ClassCodes",
+    "MetricInfo",
     "MetricScores",
     "ScoringContext",
+    "check_references",
     "corpus_value",
+    "higher_is_better",
     "metric",
+    "metric_info",
     "score_outputs",
+    "validate_options",
 ]
 
 
@@ -46,6 +66,8 @@ def score_outputs(
     parser: ParserSpec,
     *,
     json_schema: dict[str, Any] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    where: str = "task.metrics",
 ) -> dict[str, MetricScores]:
     """Score one contender's outputs with each named metric.
 
@@ -53,10 +75,17 @@ def score_outputs(
     that example: it is left out of scoring (never counted as wrong) and counted in
     ``details["errors"]``. The class list of classification metrics comes from the
     parser's labels or from *all* examples, so every contender is coded alike.
+    ``options`` maps a metric name to its options (validated against the metric's
+    options model; errors name ``where``). Each score carries its metric's direction.
     """
     if len(outputs) != len(examples):
         raise ValueError(f"{len(outputs)} outputs for {len(examples)} examples")
-    funcs = {name: METRICS.get(name, where="task.metrics") for name in metric_names}
+    funcs = {name: METRICS.get(name, where=where) for name in metric_names}
+    parsed = {
+        name: validate_options(name, (options or {}).get(name), where=f"{where}.{name}")
+        for name in metric_names
+    }
+    check_references(metric_names, examples, where=where)
     labels = parser.labels
     if labels is None and (
         parser.type == "label" or CLASSIFICATION_METRICS.intersection(metric_names)
@@ -65,12 +94,21 @@ def score_outputs(
     kept = [i for i, o in enumerate(outputs) if o is not None]
     answered = [outputs[i] for i in kept]
     scored_examples = [examples[i] for i in kept]
-    ctx = ScoringContext(parser=parser, labels=labels, json_schema=json_schema)
+    ctx = ScoringContext(
+        parser=parser, labels=labels, json_schema=json_schema, all_examples=examples
+    )
     errors = len(outputs) - len(kept)
     results: dict[str, MetricScores] = {}
     for name, fn in funcs.items():
+        ctx.options = parsed[name]
         scores = fn(answered, scored_examples, ctx)  # type: ignore[arg-type]
         scores.name = name
+        info = metric_info(name)
+        if info.kind is not None and scores.kind != info.kind:
+            raise ValueError(
+                f"metric {name!r} is registered as {info.kind} but returned {scores.kind}"
+            )
+        scores.higher_is_better = info.higher_is_better
         scores.details.setdefault("invalid", 0)
         scores.details["errors"] = errors
         scores.details["n"] = scores.n

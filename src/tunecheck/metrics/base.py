@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 from tunecheck.examples import Example
 from tunecheck.registry import Registry
@@ -30,8 +31,63 @@ MetricKind = Literal["binary", "continuous", "corpus"]
 MetricFn = Callable[[Sequence[str], Sequence[Example], "ScoringContext"], "MetricScores"]
 
 METRICS: Registry[MetricFn] = Registry("metric")
-metric = METRICS.register
-"""Decorator registering a metric under a name: ``@metric("macro_f1")``."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What the rest of tunecheck must know about a metric besides its function.
+
+    ``higher_is_better`` orients every comparison: the verdict, the strongest
+    baseline, probe regressions, training curves and checkpoint ranking. ``kind``
+    is the kind of scores it returns (``None``: decided per call). ``reference``:
+    the metric compares outputs with each example's reference (a missing one is an
+    error before any model call). ``options``: a pydantic model of the options a
+    spec may pass (``{name: bertscore, model: DIR}``); ``None`` accepts none.
+    ``length_sensitive``: a longer free-text output can raise the score (recall-based
+    overlap, embeddings, judges): the verdict then refuses a gain that disappears at
+    equal output length (:mod:`tunecheck.length`). Metrics of a parsed answer (a
+    label, a number, JSON) are not: their length adjustment is reported only.
+    """
+
+    name: str
+    higher_is_better: bool = True
+    kind: MetricKind | None = None
+    reference: bool = False
+    options: type[BaseModel] | None = None
+    length_sensitive: bool = False
+
+
+METRIC_INFO: dict[str, MetricInfo] = {}
+
+
+def metric(
+    name: str,
+    *,
+    higher_is_better: bool = True,
+    kind: MetricKind | None = None,
+    reference: bool = False,
+    options: type[BaseModel] | None = None,
+    length_sensitive: bool = False,
+) -> Callable[[MetricFn], MetricFn]:
+    """Decorator registering a metric with its metadata: ``@metric("ter", higher_is_better=False)``."""
+    info = MetricInfo(name, higher_is_better, kind, reference, options, length_sensitive)
+
+    def decorate(fn: MetricFn) -> MetricFn:
+        METRICS.register(name)(fn)
+        METRIC_INFO[name] = info
+        return fn
+
+    return decorate
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The metadata of a registered metric; an unknown name gets the defaults (higher is better)."""
+    return METRIC_INFO.get(name) or MetricInfo(name)
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of a metric by name (registered metadata; default: higher is better)."""
+    return metric_info(name).higher_is_better
 
 
 @dataclass
@@ -83,6 +139,7 @@ class MetricScores:
     kind: MetricKind
     details: dict[str, Any] = field(default_factory=dict)
     corpus: ClassCodes | AdditiveStats | None = None
+    higher_is_better: bool = True
 
     def __post_init__(self) -> None:
         self.per_example = np.asarray(self.per_example, dtype=float)
@@ -112,6 +169,7 @@ class MetricScores:
             kind=self.kind,
             details={},
             corpus=corpus,
+            higher_is_better=self.higher_is_better,
         )
 
 
@@ -136,6 +194,10 @@ class ScoringContext:
     labels: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    #: the metric's validated options (its ``MetricInfo.options`` model), or ``None``
+    options: Any = None
+    #: every example of the task, answered or not (e.g. idf weights from all references)
+    all_examples: Sequence[Example] = ()
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute once per scoring call (e.g. parsed predictions shared by accuracy and F1)."""

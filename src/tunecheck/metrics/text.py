@@ -125,20 +125,28 @@ def chrf_from_stats(stats: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
     return np.divide(num, denom, out=np.zeros_like(num), where=(avg_prec + avg_rec) > 0)
 
 
-@metric("chrf")
+@metric("chrf", kind="corpus", reference=True, length_sensitive=True)
 def chrf(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext) -> MetricScores:
     """Character n-gram F-score (sacrebleu chrF, beta 2), on a 0-1 scale.
 
     Corpus-level: the aggregate is computed from summed n-gram statistics, not the
-    mean of sentence scores, exactly as sacrebleu's ``corpus_score``.
+    mean of sentence scores, exactly as sacrebleu's ``corpus_score``. Several
+    references per example: sacrebleu's multi-reference chrF (best reference per segment).
     """
     from sacrebleu.metrics import CHRF
 
+    from tunecheck.metrics.mt import reference_streams
+
     scorer = CHRF()
-    refs = [str(reference_of(ex)) for ex in examples]
     hyps = [str(o) for o in outputs]
     # sacrebleu has no public per-segment statistics API; this is what corpus_score sums
-    stats = np.asarray(scorer._extract_corpus_statistics(hyps, [refs]), dtype=float)
+    stats = (
+        np.asarray(
+            scorer._extract_corpus_statistics(hyps, reference_streams(examples)), dtype=float
+        )
+        if hyps
+        else np.zeros((0, 18))
+    )
     stats = stats.reshape(len(hyps), -1)
     per_example = chrf_from_stats(stats) if len(hyps) else np.zeros(0)
     value = float(chrf_from_stats(stats.sum(axis=0))[0]) if len(hyps) else float("nan")

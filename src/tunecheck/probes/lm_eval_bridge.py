@@ -32,6 +32,7 @@ _NOT_METRICS = {
     "doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics",
     "doc_hash", "prompt_hash", "target_hash",
 }  # fmt: skip
+_DIRECTIONS = "__higher_is_better__"  # key under which _reported keeps lm-eval's directions
 PREFERRED_METRICS = (
     "acc", "exact_match", "prompt_level_strict_acc", "acc_norm", "mc2", "pass@1", "f1",
 )  # fmt: skip
@@ -80,9 +81,13 @@ def _reported(folder: Path) -> dict[str, dict[str, Any]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        directions = data.get("higher_is_better") or {}
         for task, values in (data.get("results") or {}).items():
             if isinstance(values, dict):
-                out[task] = values
+                out[task] = dict(values)
+                if isinstance(directions.get(task), dict):
+                    # lm-eval's own direction per metric (perplexity, bits_per_byte: lower)
+                    out[task][_DIRECTIONS] = directions[task]
     return out
 
 
@@ -209,6 +214,9 @@ def _pair(
                 details[f"per_example_{m}"] = values.tolist()
         agg = rep.get(task, {})
         details["reported"] = {k: v for k, v in agg.items() if k.endswith(f",{filt}")}
+        direction = (agg.get(_DIRECTIONS) or {}).get(chosen)
+        if isinstance(direction, bool):
+            details["higher_is_better"] = direction
         outputs = [_output_text(r) for r in recs]
         outcomes.append(
             outcome(name, chosen, per[chosen], [f"{task}:{d}" for d in ids], outputs, details)

@@ -16,7 +16,7 @@ from tunecheck.prompts import Prompt
 from tunecheck.spec import DEFAULT_PROBES, FieldMap, ParserSpec, ProbeSpec
 
 # options read by the probe runner; everything else goes to the generator function
-RUN_OPTIONS = ("max_new_tokens", "system", "parser")
+RUN_OPTIONS = ("max_new_tokens", "system", "parser", "metric_options")
 # generation budgets per scoring kind; a source may set its own (``SOURCE_MAX_NEW_TOKENS``)
 DEFAULT_MAX_NEW_TOKENS = {
     "number": 64,
@@ -106,11 +106,15 @@ def _check_metric(scoring_kind: str, metric: str, where: str) -> None:
 
 def _task_probe(spec: ProbeSpec, seed: int, where: str, run_opts: dict[str, Any]) -> Probe:
     from tunecheck.data.load import load_examples
-    from tunecheck.metrics import METRICS
+    from tunecheck.metrics import METRICS, validate_options
     from tunecheck.probes.loaders import sample_examples
 
     metric = spec.metric or "exact_match"
     METRICS.get(metric, where=f"{where}.metric")
+    # e.g. options: {metric_options: {model: DIR}} for a bertscore probe
+    validate_options(
+        metric, run_opts.get("metric_options"), where=f"{where}.options.metric_options"
+    )
     examples = load_examples(spec.path, spec.fields or FieldMap())  # type: ignore[arg-type]
     if not examples:
         raise DataError("the probe file has no rows", where=spec.path)
@@ -252,7 +256,15 @@ def _run_metric(
     from tunecheck.metrics import score_outputs
 
     parser = probe.options.get("parser") or ParserSpec()
-    scores = score_outputs([probe.metric], texts, examples, parser)[probe.metric]
+    options = {probe.metric: probe.options.get("metric_options") or {}}
+    scores = score_outputs(
+        [probe.metric],
+        texts,
+        examples,
+        parser,
+        options=options,
+        where=f"probes.{probe.name}.metric",
+    )[probe.metric]
     details = dict(scores.details)
     details["errors"] = errors
     details["kind"] = scores.kind

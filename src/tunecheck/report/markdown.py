@@ -37,8 +37,9 @@ def render_markdown(result: RunResult) -> str:
         ]
         for name, metric, value, comp in _fmt.task_rows(task):
             bold = "**" if metric == task.primary_metric else ""
+            shown = metric + (" (lower is better)" if _fmt.lower_better(task, metric) else "")
             lines.append(
-                f"| {_cell(_fmt.role(task, name))} | {bold}{metric}{bold} | {value} | "
+                f"| {_cell(_fmt.role(task, name))} | {bold}{shown}{bold} | {value} | "
                 + (
                     f"{_fmt.pts(comp.delta)} | {_fmt.ci_pts(comp.ci_low, comp.ci_high)} | "
                     f"{_fmt.pval(comp.p_value)} | {_fmt.pval(comp.p_adjusted)} |"
@@ -56,6 +57,20 @@ def render_markdown(result: RunResult) -> str:
         ]
         if errors:
             lines += ["", "Unscored / unparsable outputs: " + "; ".join(errors) + "."]
+        line = _fmt.length_line(task)
+        if line:
+            lines += ["", line[0].upper() + line[1:] + "."]
+        length_rows = _fmt.length_rows(task)
+        if length_rows:
+            lines += [
+                "",
+                f"Length-adjusted (vs {_cell(task.strongest_baseline)}, at equal output length: "
+                "paired regression of the score difference on the word-count difference, HC3):",
+                "",
+                "| metric | Δ (pts) | Δ at equal length (pts) | 95% CI | p | note |",
+                "|---|---:|---:|---:|---:|---|",
+            ]
+            lines += [f"| {' | '.join(_cell(c) for c in row)} |" for row in length_rows]
         if task.slice_comparisons:
             lines += [
                 "",

@@ -25,7 +25,7 @@ def _task_table(task: TaskResult) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         caption=f"Δ: {task.candidate} minus the strongest baseline ({task.strongest_baseline}*), "
-        "in points, with its 95% bootstrap interval",
+        "in points, with its 95% bootstrap interval; ↓: lower is better",
         caption_justify="left",
     )
     table.add_column("contender", no_wrap=True)
@@ -41,9 +41,10 @@ def _task_table(task: TaskResult) -> Table:
         if name == task.strongest_baseline:
             label += "*"
         invalid = contender.details.get(metric, {}).get("invalid", contender.invalid)
+        shown = metric + (" ↓" if _fmt.lower_better(task, metric) else "")
         table.add_row(
             label,
-            f"[bold]{metric}[/]" if metric == task.primary_metric else metric,
+            f"[bold]{shown}[/]" if metric == task.primary_metric else shown,
             value,
             f"{_fmt.pts(comp.delta)} {_fmt.ci_pts(comp.ci_low, comp.ci_high)}" if comp else "",
             _fmt.pval(comp.p_value) if comp else "",
@@ -76,6 +77,26 @@ def _slice_table(task: TaskResult) -> Table | None:
             f"{_fmt.pts(c.delta)} {_fmt.ci_pts(c.ci_low, c.ci_high)}",
             _fmt.pval(c.p_adjusted),
         )
+    return table
+
+
+def _length_table(task: TaskResult) -> Table | None:
+    rows = _fmt.length_rows(task)
+    if not rows:
+        return None
+    table = Table(
+        title=f"length-adjusted: {task.candidate} vs {task.strongest_baseline} at equal output "
+        "length (paired regression on the word-count difference, HC3)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("metric", no_wrap=True)
+    for col in ("Δ pts", "Δ equal length", "95% CI", "p"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("note")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -115,6 +136,12 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
         comp = task.comparison()
         if comp.note:
             console.print(f"  [dim]{task.primary_metric}: {comp.note}[/]")
+        line = _fmt.length_line(task)
+        if line:
+            console.print(f"  {line}", highlight=False, markup=False)
+        lengths = _length_table(task)
+        if lengths is not None:
+            console.print(lengths)
         slices = _slice_table(task)
         if slices is not None:
             console.print(slices)

@@ -273,6 +273,7 @@ class TunecheckCallback(TrainerCallback):
             self.examples,
             self.task.parser,
             json_schema=self.task.json_schema,
+            options=self.task.metric_options,
         )
         seconds = time.perf_counter() - t0
         self.timing.eval_seconds += seconds

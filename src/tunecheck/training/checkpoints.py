@@ -194,6 +194,7 @@ def rank_checkpoints(
             examples,
             task_spec.parser,
             json_schema=task_spec.json_schema,
+            options=task_spec.metric_options,
         )
         score = CheckpointScore(
             checkpoint=str(folder),

@@ -337,6 +337,16 @@ def _pct(x: float) -> str:
 
 
 def _direction(key: str) -> bool | None:
+    """True/False: higher/lower is better; None: no direction (entropy).
+
+    A registered tunecheck metric (``eval_task/ter``) carries its own direction;
+    other trainer keys are judged by name (loss, perplexity, error... are lower-better).
+    """
+    from tunecheck.metrics.base import METRIC_INFO
+
+    registered = METRIC_INFO.get(key.removeprefix("eval_task/"))
+    if registered is not None:
+        return registered.higher_is_better
     name = key.lower()
     if any(t in name for t in _NO_DIRECTION):
         return None
