@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import viewer_backend  # noqa: F401 - registers the `flipper` backend
 
 CATEGORIES = ["billing", "shipping", "technical", "account"]
-XSS_INPUT = 'ticket <img src=x onerror="window.__xss=1"> about billing'
+XSS_INPUT = 'ticket {i} <img src=x onerror="window.__xss=1"> about billing'
 XSS_REFERENCE = '{"category": "<script>window.__xss=2</script>", "priority": "high"}'
 
 SPEC = """\
@@ -33,12 +33,13 @@ contenders:
     prompt:
       system: Answer with JSON.
   - name: finetuned
-    model: flipper:tuned
+    model: flipper:{candidate}
 task:
   name: tickets
-  data: test.jsonl
-  fields: {slices: kind}
-  parser: {type: json}
+  data: splits/test.jsonl
+  lock: splits/tunecheck.lock.json
+  fields: {{slices: kind}}
+  parser: {{type: json}}
   metrics: [json_exact_match, field_accuracy]
 probes: []
 """
@@ -52,14 +53,15 @@ class ScriptedRun:
     result: object
 
 
-def make_run(root: Path, n: int = 200) -> ScriptedRun:
+def make_run(root: Path, n: int = 200, candidate: str = "tuned") -> ScriptedRun:
     import os
 
+    from tunecheck.data import split_dataset
     from tunecheck.runner import RunOptions, run
     from tunecheck.spec import load_spec
 
     rows = []
-    for i in range(n):
+    for i in range(2 * n):
         ref = json.dumps({"category": CATEGORIES[i % 4], "priority": ["low", "high"][i % 2]})
         rows.append(
             {
@@ -69,12 +71,16 @@ def make_run(root: Path, n: int = 200) -> ScriptedRun:
                 "kind": "urgent" if i % 3 == 0 else "routine",
             }
         )
-    rows[7]["input"], rows[7]["reference"] = XSS_INPUT, XSS_REFERENCE
-    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for i in range(7, 2 * n, 37):  # about 1 in 37 carries HTML; half of them land in test
+        rows[i]["input"], rows[i]["reference"] = XSS_INPUT.format(i=i), XSS_REFERENCE
+    data = root / "tickets.jsonl"
+    if not (root / "splits").exists():
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        split_dataset(data, root / "splits", ratios=(0.45, 0.05, 0.5), seed=5)
     answers = root / "answers.json"
     answers.write_text(json.dumps({r["input"]: r["reference"] for r in rows}))
     os.environ["TUNECHECK_SCRIPT"] = str(answers)
-    (root / "tunecheck.yaml").write_text(SPEC)
+    (root / "tunecheck.yaml").write_text(SPEC.format(candidate=candidate))
     store_url = f"sqlite:///{root / 'store.db'}"
     outcome = run(
         load_spec(root / "tunecheck.yaml"),

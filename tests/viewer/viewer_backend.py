@@ -23,7 +23,7 @@ from tunecheck.models.base import (
     backend,
 )
 
-ACCURACY = {"zero": 0.0, "prompted": 0.5, "tuned": 0.85}
+ACCURACY = {"zero": 0.0, "prompted": 0.5, "tuned": 0.85, "tuned-early": 0.7}
 
 
 def frac(text: str) -> float:
