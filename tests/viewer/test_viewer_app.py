@@ -176,3 +176,30 @@ def test_short_tokens_are_refused(scripted_run, bad: str) -> None:
 
     with pytest.raises(TunecheckError, match="16 characters"):
         create_app(open_store(scripted_run.store_url), token=bad)
+
+
+def test_run_page_shows_training_curves_and_the_human_win_rate(fresh_run, tmp_path) -> None:
+    import json
+
+    from tunecheck.review import authenticate, record_label, reviewer_items
+    from tunecheck.viewer.data import load_run
+    from tunecheck.viewer.pages import training_charts
+
+    store = open_store(fresh_run.store_url)
+    state = tmp_path / "trainer_state.json"
+    history = [{"step": s, "loss": 2.0 / s, "epoch": s / 10} for s in range(1, 6)]
+    history += [{"step": s, "eval_loss": 2.5 / s, "eval_task_accuracy": 0.1 * s} for s in (2, 4)]
+    state.write_text(json.dumps({"log_history": history, "global_step": 5}))
+    data = load_run(store, fresh_run.run_id)
+    assert training_charts(data) == []  # nothing linked
+    data.result.meta["trainer_state"] = str(state)
+    charts = training_charts(data)
+    assert len(charts) == 2
+    assert "loss" in charts[0] and "eval_loss" in charts[0] and "eval_task_accuracy" in charts[1]
+
+    created = create_review(store, fresh_run.run_id, n=6, seed=5)
+    reviewer = authenticate(store, created.reviewers[0].token)
+    for it in reviewer_items(store, reviewer)[1]:
+        record_label(store, reviewer, it.position, "tie" if it.position == 0 else "skip")
+    page = _client(store).get(f"/run/{fresh_run.run_id}").text
+    assert 'id="human-win-rate"' in page and "<b>completed</b>" in page
