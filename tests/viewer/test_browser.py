@@ -19,7 +19,6 @@ from tunecheck.viewer.app import create_app
 from tunecheck.viewer.data import load_run
 
 TOKEN = "viewer-test-token-0123456789"
-SCREENSHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 _W = 640
 _ROW = 26
-_LEFT = 190
+_LEFT = 250
 _RIGHT = 24
 
 
