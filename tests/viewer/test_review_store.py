@@ -120,3 +120,43 @@ def test_review_refusals(fresh_run) -> None:
     assert out.exit_code != 0 and "csv or jsonl" in str(out.exception)
     out = runner.invoke(app, ["view", "--host", "0.0.0.0", "--store", fresh_run.store_url])
     assert out.exit_code != 0 and "--token-file" in str(out.exception)
+
+
+def test_judge_verdicts_from_a_file_against_the_humans(fresh_run, tmp_path) -> None:
+    store = open_store(fresh_run.store_url)
+    created = create_review(store, fresh_run.run_id, n=8, seed=4)
+    reviewer = authenticate(store, created.reviewers[0].token)
+    _, items = reviewer_items(store, reviewer)
+    for it in items:
+        record_label(store, reviewer, it.position, "A")
+    human = summarize(store, created.review_id).per_example
+    ids = sorted(human)
+    # a judge that agrees on all but the first two examples (flipped), plus one unreviewed id
+    flip = {"candidate": "baseline", "baseline": "candidate"}
+    rows = [
+        {"example_id": i, "winner": flip[human[i]] if k < 2 else human[i]}
+        for k, i in enumerate(ids)
+    ]
+    rows.append({"id": "not-reviewed", "winner": "tie"})
+    path = tmp_path / "judge.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = CliRunner().invoke(
+        app, ["review", "status", fresh_run.run_id, "--judge", str(path), "--json",
+              "--store", fresh_run.store_url],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    agree = json.loads(out.stdout)[0]["judge_agreement"]
+    assert agree["n_items"] == 8 and agree["percent_agreement"] == pytest.approx(6 / 8)
+    from sklearn.metrics import cohen_kappa_score
+
+    assert agree["kappa"] == pytest.approx(
+        cohen_kappa_score([human[i] for i in ids], [r["winner"] for r in rows[:8]])
+    )
+    path.write_text(
+        '{"example_id": "x", "winner": "candidate"}\n{"example_id": "y", "winner": "A"}\n'
+    )
+    from tunecheck.errors import DataError
+    from tunecheck.review.judge_link import load_judge_verdicts
+
+    with pytest.raises(DataError, match=r"judge.jsonl:2.*winner"):
+        load_judge_verdicts(path)

@@ -113,6 +113,24 @@ def test_filters_pagination_and_counts(scripted_run) -> None:
             if 'id="next"' not in text:
                 break
         assert got == want, kind
+    # errors / invalid: a backend error or an output the task's JSON parser rejects
+    import json
+
+    def invalid(text: str | None) -> bool:
+        try:
+            json.loads(text)
+        except (TypeError, ValueError):
+            return True
+        return False
+
+    errors = {e.id for e in task.examples if any(invalid(o) for o in e.outputs.values())}
+    got = set()
+    for page in range(1, 20):
+        found, text = ids(kind="errors", page_no=page)
+        got |= found
+        if 'id="next"' not in text:
+            break
+    assert got == errors and errors
     urgent = {e.id for e in task.examples if "urgent" in e.slices}
     found, _ = ids(kind="all", slice="urgent", page_no=1)
     assert found <= urgent and len(found) == 25
@@ -161,6 +179,7 @@ def test_html_report_cli_is_self_contained(scripted_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert 'id="verdict">DEPLOY<' in text
+    assert "Blind human review" not in text  # no review of this run yet
     assert not re.search(r'(src|href)="(https?:)?//', text)
     assert "<script>window" not in text and "<svg" in text
     task = scripted_run.result.tasks[0]
@@ -203,3 +222,52 @@ def test_run_page_shows_training_curves_and_the_human_win_rate(fresh_run, tmp_pa
         record_label(store, reviewer, it.position, "tie" if it.position == 0 else "skip")
     page = _client(store).get(f"/run/{fresh_run.run_id}").text
     assert 'id="human-win-rate"' in page and "<b>completed</b>" in page
+    from tunecheck.report.html import render_html
+
+    report = render_html(store, fresh_run.run_id)
+    assert 'id="human-win-rate"' in report and "<b>completed</b>" in report
+
+
+def test_tokens_are_never_logged_by_the_server(scripted_run, tmp_path) -> None:
+    """`tunecheck view` prints its URL once; requests with good and bad tokens log nothing."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0123456789abcdef\n")
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunecheck", "view", "--port", "0", "--token-file",
+             str(token_file), "--store", scripted_run.store_url],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, COLUMNS="300"),
+        )  # fmt: skip
+        try:
+            url = None
+            for _ in range(600):  # until the URL is printed (the server is then bound)
+                found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", log.read_text())
+                if found:
+                    url = found.group(0)
+                    break
+                if proc.poll() is not None:
+                    break
+                threading_wait(0.05)
+            assert url and url.endswith("token=file-token-0123456789abcdef"), log.read_text()
+            with httpx.Client(follow_redirects=True) as client:
+                assert client.get(url).status_code == 200
+                assert client.get(url.replace("0123", "9999")).status_code == 403
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    text = log.read_text()
+    assert text.count("file-token-0123456789abcdef") == 1
+    assert "9999" not in text
+
+
+def threading_wait(seconds: float) -> None:
+    import threading
+
+    threading.Event().wait(seconds)

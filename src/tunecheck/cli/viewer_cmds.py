@@ -118,6 +118,11 @@ def review_cmd(
         False, "--no-serve", help="Create the review and print its tokens, do not serve."
     ),
     as_json: bool = typer.Option(False, "--json", help="status: print JSON."),
+    judge: Path | None = typer.Option(
+        None,
+        "--judge",
+        help="status: JSONL of an LLM judge's verdicts (example_id, winner) to compare with the humans.",
+    ),
     store: str | None = StoreOpt,
     host: str = HostOpt,
     port: int = PortOpt,
@@ -148,13 +153,30 @@ def review_cmd(
                 typer.echo(text, nl=False)
             return
         summaries = [summarize(st, r["id"]) for r in reviews_of(st, run_id)]
+        agreements = []
+        if judge is not None:
+            from tunecheck.review import judge_human_agreement
+            from tunecheck.review.judge_link import load_judge_verdicts
+
+            verdicts = load_judge_verdicts(judge)
+            agreements = [judge_human_agreement(s.per_example, verdicts) for s in summaries]
         if as_json:
-            print_json([s.model_dump(mode="json", exclude={"per_example"}) for s in summaries])
+            rows = [s.model_dump(mode="json", exclude={"per_example"}) for s in summaries]
+            for row, agree in zip(rows, agreements, strict=False):
+                row["judge_agreement"] = agree.model_dump(mode="json")
+            print_json(rows)
             return
         if not summaries:
             console.print(f"no review of run {run_id} yet: `tunecheck review {run_id}` starts one")
-        for s in summaries:
+        for k, s in enumerate(summaries):
             console.print(_status_line(s))
+            if agreements:
+                a = agreements[k]
+                kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}"
+                share = "n/a" if a.percent_agreement is None else f"{a.percent_agreement:.0%}"
+                console.print(
+                    f"  judge vs humans on {a.n_items} items: {share} agree, kappa {kappa}"
+                )
         return
     if run_id is not None:
         raise TunecheckError(f"unexpected argument {run_id!r}", hint="tunecheck review RUN")

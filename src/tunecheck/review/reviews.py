@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tunecheck.errors import TunecheckError
@@ -302,6 +303,16 @@ def record_label(
     if choice not in CHOICES:
         raise ReviewError(f"unknown choice {choice!r}", hint=f"use one of {CHOICES}")
     comment = (comment or "")[:2000]
+    try:
+        return _write_label(store, reviewer, position, choice, comment)
+    except IntegrityError:
+        # the same item judged twice at once (two tabs): the other write won; write ours again
+        return _write_label(store, reviewer, position, choice, comment)
+
+
+def _write_label(
+    store: Store, reviewer: Reviewer, position: int, choice: str, comment: str
+) -> str | None:
     with _session(store) as s, s.begin():
         item = s.scalars(
             select(ReviewItemRow).where(
