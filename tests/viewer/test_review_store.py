@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +20,7 @@ from tunecheck.review import (
     export_labels,
     record_label,
     reviewer_items,
+    reviews_of,
     summarize,
 )
 from tunecheck.store import open_store
@@ -160,3 +162,25 @@ def test_judge_verdicts_from_a_file_against_the_humans(fresh_run, tmp_path) -> N
 
     with pytest.raises(DataError, match=r"judge.jsonl:2.*winner"):
         load_judge_verdicts(path)
+
+
+def test_review_command_resumes_the_open_review_with_fresh_tokens(fresh_run) -> None:
+    runner = CliRunner()
+    args = ["review", fresh_run.run_id, "--n", "6", "--reviewers", "2", "--no-serve",
+            "--seed", "1", "--store", fresh_run.store_url]  # fmt: skip
+    first = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert first.exit_code == 0, first.output
+    tokens = re.findall(r"reviewer-\d: token (\S+)", first.stdout)
+    assert len(tokens) == 2
+    store = open_store(fresh_run.store_url)
+    r1 = authenticate(store, tokens[0])
+    record_label(store, r1, 0, "A")
+    second = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert second.exit_code == 0 and "resuming review" in second.stdout
+    fresh = re.findall(r"reviewer-\d: token (\S+)", second.stdout)
+    assert len(fresh) == 2 and not set(fresh) & set(tokens)
+    assert authenticate(store, tokens[0]) is None  # the old URLs stop working
+    again = authenticate(store, fresh[0])
+    assert again.id == r1.id and reviewer_items(store, again)[1][0].choice == "A"  # labels kept
+    third = runner.invoke(app, [*args, "--new"], env={"COLUMNS": "300"})
+    assert "resuming" not in third.stdout and len(reviews_of(store, fresh_run.run_id)) == 2

@@ -151,6 +151,8 @@ def test_two_runs_on_the_same_lock(tmp_path) -> None:
     b = make_run(tmp_path, n=120, candidate="tuned-early")
     store = open_store(a.store_url)
     client = _client(store)
+    runs = client.get("/").text
+    assert "Trend · tickets" in runs and runs.count("<polyline") == 1  # one task, two runs
     page = client.get("/compare", params={"a": a.run_id, "b": b.run_id})
     assert page.status_code == 200
     ta, tb = a.result.tasks[0], b.result.tasks[0]
