@@ -166,7 +166,7 @@ def show_cmd(
 @app.command("report")
 def report_cmd(
     run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md, json or terminal."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md, json, html or terminal."),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write to this file instead of stdout."
     ),
@@ -177,7 +177,8 @@ def report_cmd(
     from tunecheck.results import RunResult
     from tunecheck.store import open_store
 
-    fmts: dict[str, Literal["md", "json", "terminal"]] = {
+    fmts: dict[str, Literal["md", "json", "html", "terminal"]] = {
+        "html": "html",
         "md": "md",
         "markdown": "md",
         "json": "json",
@@ -185,7 +186,7 @@ def report_cmd(
     }
     if fmt not in fmts:
         raise TunecheckError(
-            f"unknown report format {fmt!r}", hint="use --format md, json or terminal"
+            f"unknown report format {fmt!r}", hint="use --format md, json, html or terminal"
         )
     run = open_store(store).get_run(run_id)
     if not run.get("result"):
@@ -197,7 +198,12 @@ def report_cmd(
     if fmts[fmt] == "terminal":
         render_terminal(result, console)
         return
-    text = render_json(result) if fmts[fmt] == "json" else render_markdown(result)
+    if fmts[fmt] == "html":
+        from tunecheck.report.html import render_html
+
+        text = render_html(open_store(store), run["id"])
+    else:
+        text = render_json(result) if fmts[fmt] == "json" else render_markdown(result)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")

@@ -151,3 +151,63 @@ class TrainingPointRow(Base):
     checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ------------------------------------------------------------ blind human review (migration 0004)
+
+
+class ReviewRow(Base):
+    """A blind review of one run: a sample of examples, candidate vs one baseline."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    candidate: Mapped[str] = mapped_column(String(200))
+    baseline: Mapped[str] = mapped_column(String(200))
+    show_reference: Mapped[bool] = mapped_column(default=False)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewItemRow(Base):
+    """One example of a review; ``candidate_is_a`` is the hidden side assignment."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("review_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[str] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    example_id: Mapped[str] = mapped_column(String(200))
+    slice: Mapped[str | None] = mapped_column(String(200), default=None)
+    candidate_is_a: Mapped[bool] = mapped_column()
+
+
+class ReviewerRow(Base):
+    """A reviewer of a review; only the SHA-256 of the secret token is stored."""
+
+    __tablename__ = "reviewers"
+    __table_args__ = (UniqueConstraint("review_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[str] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ReviewLabelRow(Base):
+    """A reviewer's judgement of one item, written the moment it is given (last one wins)."""
+
+    __tablename__ = "review_labels"
+    __table_args__ = (UniqueConstraint("reviewer_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"))
+    choice: Mapped[str] = mapped_column(String(8))  # as shown: A, B, tie, skip
+    winner: Mapped[str | None] = mapped_column(String(16), default=None)  # candidate/baseline/tie
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,328 @@
+"""The content of each viewer page as plain template data (shared by the app and the report)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from markupsafe import Markup
+
+from tunecheck.errors import TunecheckError
+from tunecheck.report import _fmt
+from tunecheck.results import RunResult, TaskResult
+from tunecheck.store import Store
+from tunecheck.viewer.charts import Interval, Series, interval_chart, line_chart
+from tunecheck.viewer.data import PAGE_SIZE, RunCache, RunData, TaskView, render_input
+from tunecheck.viewer.diff import word_diff
+
+FILTER_LABELS = {
+    "all": "all",
+    "broken": "broken by the fine-tune",
+    "fixed": "fixed by the fine-tune",
+    "differ": "outputs differ",
+    "errors": "errors / invalid",
+}
+
+
+def _status(comp: Any) -> str:
+    if comp.delta is None:
+        return "neutral"
+    if comp.significant:
+        return "good" if comp.delta > 0 else "bad"
+    return "neutral"
+
+
+def headline(result: RunResult) -> dict[str, Any]:
+    """The candidate's primary metric on the first task and its delta vs the strongest baseline."""
+    if not result.tasks:
+        return {}
+    task = result.tasks[0]
+    comp = task.comparison()
+    return {
+        "task": task.name,
+        "metric": task.primary_metric,
+        "value": _fmt.value(task.contender(task.candidate).metrics.get(task.primary_metric)),
+        "delta": _fmt.pts(comp.delta),
+        "ci": _fmt.ci_pts(comp.ci_low, comp.ci_high),
+        "p": _fmt.pval(comp.p_adjusted if comp.p_adjusted is not None else comp.p_value),
+        "raw": comp,
+        "baseline": task.strongest_baseline,
+    }
+
+
+def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]:
+    """Every stored run with its headline numbers, and the delta's trend per task."""
+    rows = []
+    trends: dict[str, list[tuple[str, Any]]] = {}
+    for run in store.list_runs(limit):
+        entry: dict[str, Any] = {"run": run, "head": {}}
+        if run.get("finished_at") and run["status"] not in ("running",):
+            try:
+                data = cache.get(run["id"])
+            except TunecheckError:
+                data = None
+            if data is not None:
+                entry["head"] = headline(data.result)
+                entry["spec"] = data.result.spec_name or run["name"]
+                if entry["head"]:
+                    trends.setdefault(entry["head"]["task"], []).append(
+                        (run["created_at"], entry["head"]["raw"])
+                    )
+        rows.append(entry)
+    charts = {}
+    for task, points in trends.items():
+        points = sorted(points, key=lambda p: p[0])
+        xs = list(range(len(points)))
+        charts[task] = line_chart(
+            [
+                Series(
+                    f"Δ {points[-1][1].metric} vs strongest baseline",
+                    xs,
+                    [p[1].delta if p[1].delta is not None else math.nan for p in points],
+                    [p[1].ci_low for p in points],
+                    [p[1].ci_high for p in points],
+                )
+            ],
+            x_ticks=[(x, str(p[0])[5:16]) for x, p in zip(xs, points, strict=True)][-8:],
+            zero_line=True,
+            x_label="run",
+            height=200,
+        )
+    return {"rows": rows, "trends": charts}
+
+
+def _task_tables(task: TaskResult) -> dict[str, Any]:
+    comps = [c for c in task.comparisons if c.baseline == task.strongest_baseline]
+    delta_chart = interval_chart(
+        [
+            Interval(
+                f"{c.metric} vs {c.baseline}", c.delta, c.ci_low, c.ci_high,
+                note=f"p={_fmt.pval(c.p_adjusted if c.p_adjusted is not None else c.p_value)}",
+                status=_status(c),
+            )
+            for c in task.comparisons
+        ],
+        title=f"{task.name}: candidate minus baseline",
+    )  # fmt: skip
+    slice_chart = (
+        interval_chart(
+            [
+                Interval(f"{c.slice} · {c.metric}", c.delta, c.ci_low, c.ci_high, status=_status(c))
+                for c in task.slice_comparisons
+                if c.metric == task.primary_metric
+            ],
+            title="per slice",
+        )
+        if task.slice_comparisons
+        else None
+    )
+    return {"rows": _fmt.task_rows(task), "comps": comps, "delta_chart": delta_chart,
+            "slice_chart": slice_chart}  # fmt: skip
+
+
+def _probe_chart(result: RunResult) -> Markup | None:
+    if not result.probes:
+        return None
+    th = result.thresholds
+    return interval_chart(
+        [
+            Interval(
+                f"{p.name} ({p.metric})", p.rel_change, p.rel_ci_low, p.rel_ci_high,
+                status={"ok": "good", "warning": "warn", "FAIL": "bad"}[p.status],
+            )
+            for p in result.probes
+        ],
+        unit="%",
+        thresholds=[(-th.warn, f"warn −{th.warn:.0%}"), (-th.fail, f"fail −{th.fail:.0%}")],
+        title="relative change of each probe (fine-tuned vs base)",
+    )  # fmt: skip
+
+
+_SKIP_KEYS = ("epoch", "step", "learning_rate", "grad_norm", "total_flos")
+
+
+def trainer_state_path(data: RunData) -> Path | None:
+    """The run's linked ``trainer_state.json``: ``meta.trainer_state``, else next to the
+    candidate's model folder (a checkpoint or the Trainer's output_dir)."""
+    linked = data.result.meta.get("trainer_state")
+    if linked and Path(linked).exists():
+        return Path(linked)
+    cand = data.result.candidate
+    for c in data.run.get("contenders", []):
+        if c["name"] != cand and cand is not None:
+            continue
+        ref = str(c["model"]).split(":", 1)[-1]
+        for folder in (Path(ref), Path(ref).parent):
+            with_state = folder / "trainer_state.json"
+            if folder.name and with_state.is_file():
+                return with_state
+    return None
+
+
+def training_charts(data: RunData) -> list[Markup]:
+    path = trainer_state_path(data)
+    if path is None:
+        return []
+    from tunecheck.training.curves import load_trainer_state
+
+    try:
+        state = load_trainer_state(path)
+    except TunecheckError:
+        return []
+    keys = sorted(
+        {
+            k
+            for e in state.log_history
+            for k, v in e.items()
+            if isinstance(v, int | float)
+            and k not in _SKIP_KEYS
+            and "runtime" not in k
+            and "per_second" not in k
+            and not k.startswith("train_")
+        }
+    )
+    loss = [k for k in keys if "loss" in k]
+    other = [k for k in keys if "loss" not in k]
+    charts = []
+    for group, label in ((loss, "loss"), (other, "task metrics")):
+        series = []
+        for k in group:
+            curve, _ = state.series(k)
+            if len(curve):
+                series.append(Series(k, curve.steps.tolist(), curve.values.tolist()))
+        if series:
+            charts.append(line_chart(series, x_label="step", y_label=label))
+    return charts
+
+
+def example_rows(view: TaskView, indices: list[int], baseline: str) -> list[dict[str, Any]]:
+    """The example browser's cards: outputs side by side, differences marked, scores."""
+    task = view.task
+    cand = task.candidate
+    others = [baseline] + [b for b in task.baselines if b != baseline]
+    rows = []
+    for i in indices:
+        ex = task.examples[i]
+        c_text = ex.outputs.get(cand)
+        columns = []
+        c_marked = None
+        for b in others:
+            b_text = ex.outputs.get(b)
+            old, new = word_diff(b_text, c_text)
+            if c_marked is None:
+                c_marked = new
+            columns.append({"name": b, "text": b_text, "marked": old, "scores": ex.scores.get(b, {}),
+                            "invalid": ex.id in view.invalid.get(b, ())})  # fmt: skip
+        columns.insert(
+            0,
+            {"name": cand, "text": c_text, "marked": c_marked, "scores": ex.scores.get(cand, {}),
+             "invalid": ex.id in view.invalid.get(cand, ()), "candidate": True},
+        )  # fmt: skip
+        rows.append(
+            {"id": ex.id, "slices": ex.slices, "input": view.inputs.get(ex.id, ""),
+             "reference": render_input(ex.reference), "flip": view.flips[baseline][i],
+             "columns": columns, "error": view.has_error[i]}
+        )  # fmt: skip
+    return rows
+
+
+def run_page(
+    data: RunData,
+    *,
+    task: str | None = None,
+    kind: str = "all",
+    baseline: str | None = None,
+    slice_: str | None = None,
+    query: str | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """Verdict, tables, charts and one page of the example browser."""
+    result = data.result
+    view = data.task(task)
+    t = view.task
+    baseline = baseline or t.strongest_baseline
+    selected = view.select(kind=kind, baseline=baseline, slice_=slice_, query=query)
+    pages = max(1, math.ceil(len(selected) / page_size))
+    page = min(max(1, page), pages)
+    shown = selected[(page - 1) * page_size : page * page_size]
+    return {
+        "data": data,
+        "run": data.run,
+        "result": result,
+        "fmt": _fmt,
+        "tasks": {x.name: _task_tables(x) for x in result.tasks},
+        "probe_chart": _probe_chart(result),
+        "training": training_charts(data),
+        "view": view,
+        "task": t,
+        "baseline": baseline,
+        "filters": FILTER_LABELS,
+        "counts": view.counts(baseline),
+        "kind": kind,
+        "slice": slice_ or "",
+        "query": query or "",
+        "slices": sorted({s for ex in t.examples for s in ex.slices}),
+        "n_selected": len(selected),
+        "page": page,
+        "pages": pages,
+        "examples": example_rows(view, shown, baseline),
+    }
+
+
+def compare_page(store: Store, cache: RunCache, a: str, b: str, task: str | None = None,
+                 alpha: float = 0.05) -> dict[str, Any]:  # fmt: skip
+    """Two runs on the same locked test set: the candidate's flips between them, paired test."""
+    from tunecheck.metrics import MetricScores
+    from tunecheck.stats import compare
+
+    ra, rb = cache.get(a), cache.get(b)
+    la, lb = ra.run.get("lock_hash"), rb.run.get("lock_hash")
+    if la != lb:
+        raise TunecheckError(
+            f"runs {ra.id} and {rb.id} were not evaluated on the same locked test set "
+            f"(lock {str(la)[:12]} vs {str(lb)[:12]})",
+            hint="compare runs of the same spec's lock (two checkpoints, two fine-tunes)",
+        )
+    note = "" if la else "neither run recorded a lock: paired on the example ids both share"
+    ta, tb = ra.task(task), rb.task(task if task else None)
+    if tb.task.name != ta.task.name:
+        tb = rb.task(ta.task.name)
+    metric = ta.task.primary_metric
+    sa = {e.id: e.scores.get(ta.task.candidate, {}).get(metric) for e in ta.examples}
+    sb = {e.id: e.scores.get(tb.task.candidate, {}).get(metric) for e in tb.examples}
+    ids = [i for i in sa if i in sb and sa[i] is not None and sb[i] is not None]
+    if not ids:
+        raise TunecheckError(
+            f"runs {ra.id} and {rb.id} share no scored example of task {ta.task.name!r}"
+        )
+    va = np.array([sa[i] for i in ids], dtype=float)
+    vb = np.array([sb[i] for i in ids], dtype=float)
+    kind = "binary" if np.isin(np.concatenate([va, vb]), (0.0, 1.0)).all() else "continuous"
+    comp = compare(
+        MetricScores(metric, float(vb.mean()) if len(vb) else math.nan, vb, ids, kind),
+        MetricScores(metric, float(va.mean()) if len(va) else math.nan, va, ids, kind),
+        alpha=alpha, candidate_name=f"{rb.id}", baseline_name=f"{ra.id}",
+    )  # fmt: skip
+    by_a = {e.id: e for e in ta.examples}
+    by_b = {e.id: e for e in tb.examples}
+    worse = [i for i in ids if sb[i] < sa[i]]
+    better = [i for i in ids if sb[i] > sa[i]]
+
+    def rows(which: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for i in which:
+            oa = by_a[i].outputs.get(ta.task.candidate)
+            ob = by_b[i].outputs.get(tb.task.candidate)
+            old, new = word_diff(oa, ob)
+            out.append({"id": i, "input": ta.inputs.get(i, ""),
+                        "reference": render_input(by_a[i].reference),
+                        "a": old, "b": new, "sa": sa[i], "sb": sb[i]})  # fmt: skip
+        return out
+
+    return {"a": ra, "b": rb, "metric": metric, "note": note, "comp": comp, "fmt": _fmt,
+            "worse": rows(worse), "better": rows(better), "n": len(ids),
+            "chart": interval_chart([Interval(f"{metric}: B − A", comp.delta, comp.ci_low,
+                                              comp.ci_high, status=_status(comp))])}  # fmt: skip

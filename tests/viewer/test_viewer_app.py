@@ -1,0 +1,275 @@
+"""The viewer app over HTTP: access control, CSRF, escaping, filters, pagination, two runs, report."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+from viewer_fixtures import XSS_INPUT, XSS_REFERENCE, make_run
+
+from tunecheck.cli import app as cli_app
+from tunecheck.review import create_review, summarize
+from tunecheck.store import open_store
+from tunecheck.viewer.app import create_app
+
+TOKEN = "viewer-test-token-0123456789"
+BASE = "http://127.0.0.1"
+
+
+def _client(store, token: str | None = TOKEN) -> TestClient:
+    client = TestClient(create_app(store, token=TOKEN), base_url=BASE)
+    if token:
+        assert client.get(f"/?token={token}").status_code == 200
+    return client
+
+
+def test_tokens_sessions_and_scopes(fresh_run) -> None:
+    store = open_store(fresh_run.store_url)
+    anon = _client(store, None)
+    for path in ("/", f"/run/{fresh_run.run_id}", "/review"):
+        assert anon.get(path).status_code == 403
+    assert anon.get("/?token=wrong-token-wrong-token").status_code == 403
+    first = anon.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert first.status_code == 303 and "token" not in first.headers["location"]
+    cookie = first.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert anon.get(f"/run/{fresh_run.run_id}").status_code == 200
+    # a reviewer's token opens the review page only: the viewer would unblind them
+    created = create_review(store, fresh_run.run_id, n=5, seed=1)
+    reviewer = _client(store, None)
+    assert reviewer.get(f"/?token={created.reviewers[0].token}").url.path == "/review"
+    assert reviewer.get("/").status_code == 403
+    assert reviewer.get(f"/run/{fresh_run.run_id}").status_code == 403
+    page = reviewer.get("/review").text
+    task = fresh_run.result.tasks[0]
+    assert task.candidate not in page and task.strongest_baseline not in page
+    # foreign Host headers (DNS rebinding) are refused
+    assert anon.get("/", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_label_posts_need_csrf_token_and_same_origin(fresh_run) -> None:
+    store = open_store(fresh_run.store_url)
+    created = create_review(store, fresh_run.run_id, n=5, seed=2)
+    client = _client(store, created.reviewers[0].token)
+    page = client.get("/review").text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    body = {"position": 0, "choice": "A"}
+    origin = {"origin": BASE}
+    assert client.post("/review/label", json=body, headers=origin).status_code == 403
+    bad = {"x-csrf-token": "nope", **origin}
+    assert client.post("/review/label", json=body, headers=bad).status_code == 403
+    cross = {"x-csrf-token": csrf, "origin": "http://evil.example"}
+    assert client.post("/review/label", json=body, headers=cross).status_code == 403
+    assert summarize(store, created.review_id).reviewers[0].labelled == 0
+    good = {"x-csrf-token": csrf, **origin}
+    resp = client.post("/review/label", json=body, headers=good)
+    assert resp.status_code == 200 and resp.json() == {"ok": True}  # no winner echoed back
+    assert summarize(store, created.review_id).reviewers[0].labelled == 1
+    resp = client.post("/review/label", json={"position": 0, "choice": "Z"}, headers=good)
+    assert resp.status_code == 400
+    # a viewer session cannot label
+    viewer = _client(store)
+    assert viewer.post("/review/label", json=body, headers=good).status_code == 403
+
+
+def test_outputs_inputs_references_are_escaped(scripted_run) -> None:
+    store = open_store(scripted_run.store_url)
+    client = _client(store)
+    page = client.get(f"/run/{scripted_run.run_id}", params={"q": "onerror"})
+    assert page.status_code == 200
+    assert "<script>window" not in page.text and "<img src=x" not in page.text
+    assert html.escape(XSS_REFERENCE, quote=False).replace('"', "&#34;") in page.text
+    assert "&lt;img src=x onerror=" in page.text
+    assert "script-src 'nonce-" in page.headers["content-security-policy"]
+    shown = re.findall(r'<pre class="text input">([^<]*)</pre>', page.text)
+    assert shown and all(
+        html.unescape(x) in {XSS_INPUT.format(i=i) for i in range(400)} for x in shown
+    )
+
+
+def test_filters_pagination_and_counts(scripted_run) -> None:
+    store = open_store(scripted_run.store_url)
+    client = _client(store)
+    task = scripted_run.result.tasks[0]
+    c, b, m = task.candidate, task.strongest_baseline, task.primary_metric
+    expected = {
+        "broken": {e.id for e in task.examples if e.scores[c][m] < e.scores[b][m]},
+        "fixed": {e.id for e in task.examples if e.scores[c][m] > e.scores[b][m]},
+        "differ": {e.id for e in task.examples if e.outputs[c] != e.outputs[b]},
+    }
+
+    def ids(**params) -> tuple[set[str], str]:
+        text = client.get(f"/run/{scripted_run.run_id}", params=params).text
+        return set(re.findall(r'class="ex" data-id="([^"]+)"', text)), text
+
+    for kind, want in expected.items():
+        got: set[str] = set()
+        for page in range(1, 20):
+            found, text = ids(kind=kind, page_no=page)
+            got |= found
+            if 'id="next"' not in text:
+                break
+        assert got == want, kind
+    # errors / invalid: a backend error or an output the task's JSON parser rejects
+    import json
+
+    def invalid(text: str | None) -> bool:
+        try:
+            json.loads(text)
+        except (TypeError, ValueError):
+            return True
+        return False
+
+    errors = {e.id for e in task.examples if any(invalid(o) for o in e.outputs.values())}
+    got = set()
+    for page in range(1, 20):
+        found, text = ids(kind="errors", page_no=page)
+        got |= found
+        if 'id="next"' not in text:
+            break
+    assert got == errors and errors
+    urgent = {e.id for e in task.examples if "urgent" in e.slices}
+    found, _ = ids(kind="all", slice="urgent", page_no=1)
+    assert found <= urgent and len(found) == 25
+    some = next(e.id for e in task.examples if "onerror" not in e.id)
+    found, _ = ids(q=f"NUMBER {int(some[1:])} about")  # case-insensitive full-text search
+    assert found == {some}
+    # another baseline: flips are counted against it
+    found, _ = ids(kind="fixed", baseline="base", page_no=1)
+    assert len(found) == 25
+    assert client.get(f"/run/{scripted_run.run_id}", params={"kind": "nope"}).status_code == 404
+    assert client.get("/run/doesnotexist").status_code == 404
+    runs = client.get("/").text
+    assert scripted_run.run_id in runs and "DEPLOY" in runs
+
+
+def test_two_runs_on_the_same_lock(tmp_path) -> None:
+    a = make_run(tmp_path, n=120)
+    b = make_run(tmp_path, n=120, candidate="tuned-early")
+    store = open_store(a.store_url)
+    client = _client(store)
+    runs = client.get("/").text
+    assert "Trend · tickets" in runs and runs.count("<polyline") == 1  # one task, two runs
+    page = client.get("/compare", params={"a": a.run_id, "b": b.run_id})
+    assert page.status_code == 200
+    ta, tb = a.result.tasks[0], b.result.tasks[0]
+    m = ta.primary_metric
+    sa = {e.id: e.scores[ta.candidate][m] for e in ta.examples}
+    sb = {e.id: e.scores[tb.candidate][m] for e in tb.examples}
+    worse = sum(sb[i] < sa[i] for i in sa)
+    better = sum(sb[i] > sa[i] for i in sa)
+    assert worse > 0 and better > 0
+    assert f"Worse in B ({worse})" in page.text and f"Better in B ({better})" in page.text
+    from scipy.stats import binomtest
+
+    # McNemar's exact test is the binomial test on the discordant pairs
+    p = binomtest(better, better + worse, 0.5).pvalue
+    shown = re.search(r"mcnemar_exact", page.text)
+    assert shown and (f"{p:.3f}" in page.text or (p < 0.001 and "&lt;0.001" in page.text))
+
+
+def test_html_report_cli_is_self_contained(scripted_run, tmp_path) -> None:
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli_app,
+        ["report", scripted_run.run_id, "--format", "html", "-o", str(out),
+         "--store", scripted_run.store_url],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert 'id="verdict">DEPLOY<' in text
+    assert "Blind human review" not in text  # no review of this run yet
+    assert not re.search(r'(src|href)="(https?:)?//', text)
+    assert "<script>window" not in text and "<svg" in text
+    task = scripted_run.result.tasks[0]
+    c, b, m = task.candidate, task.strongest_baseline, task.primary_metric
+    broken = {e.id for e in task.examples if e.scores[c][m] < e.scores[b][m]}
+    fixed = {e.id for e in task.examples if e.scores[c][m] > e.scores[b][m]}
+    assert set(re.findall(r'class="ex" data-id="([^"]+)"', text)) == broken | fixed
+
+
+@pytest.mark.parametrize("bad", ["short", ""])
+def test_short_tokens_are_refused(scripted_run, bad: str) -> None:
+    from tunecheck.errors import TunecheckError
+
+    with pytest.raises(TunecheckError, match="16 characters"):
+        create_app(open_store(scripted_run.store_url), token=bad)
+
+
+def test_run_page_shows_training_curves_and_the_human_win_rate(fresh_run, tmp_path) -> None:
+    import json
+
+    from tunecheck.review import authenticate, record_label, reviewer_items
+    from tunecheck.viewer.data import load_run
+    from tunecheck.viewer.pages import training_charts
+
+    store = open_store(fresh_run.store_url)
+    state = tmp_path / "trainer_state.json"
+    history = [{"step": s, "loss": 2.0 / s, "epoch": s / 10} for s in range(1, 6)]
+    history += [{"step": s, "eval_loss": 2.5 / s, "eval_task_accuracy": 0.1 * s} for s in (2, 4)]
+    state.write_text(json.dumps({"log_history": history, "global_step": 5}))
+    data = load_run(store, fresh_run.run_id)
+    assert training_charts(data) == []  # nothing linked
+    data.result.meta["trainer_state"] = str(state)
+    charts = training_charts(data)
+    assert len(charts) == 2
+    assert "loss" in charts[0] and "eval_loss" in charts[0] and "eval_task_accuracy" in charts[1]
+
+    created = create_review(store, fresh_run.run_id, n=6, seed=5)
+    reviewer = authenticate(store, created.reviewers[0].token)
+    for it in reviewer_items(store, reviewer)[1]:
+        record_label(store, reviewer, it.position, "tie" if it.position == 0 else "skip")
+    page = _client(store).get(f"/run/{fresh_run.run_id}").text
+    assert 'id="human-win-rate"' in page and "<b>completed</b>" in page
+    from tunecheck.report.html import render_html
+
+    report = render_html(store, fresh_run.run_id)
+    assert 'id="human-win-rate"' in report and "<b>completed</b>" in report
+
+
+def test_tokens_are_never_logged_by_the_server(scripted_run, tmp_path) -> None:
+    """`tunecheck view` prints its URL once; requests with good and bad tokens log nothing."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0123456789abcdef\n")
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunecheck", "view", "--port", "0", "--token-file",
+             str(token_file), "--store", scripted_run.store_url],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, COLUMNS="300"),
+        )  # fmt: skip
+        try:
+            url = None
+            for _ in range(600):  # until the URL is printed (the server is then bound)
+                found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", log.read_text())
+                if found:
+                    url = found.group(0)
+                    break
+                if proc.poll() is not None:
+                    break
+                threading_wait(0.05)
+            assert url and url.endswith("token=file-token-0123456789abcdef"), log.read_text()
+            with httpx.Client(follow_redirects=True) as client:
+                assert client.get(url).status_code == 200
+                assert client.get(url.replace("0123", "9999")).status_code == 403
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    text = log.read_text()
+    assert text.count("file-token-0123456789abcdef") == 1
+    assert "9999" not in text
+
+
+def threading_wait(seconds: float) -> None:
+    import threading
+
+    threading.Event().wait(seconds)
