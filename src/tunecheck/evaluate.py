@@ -46,6 +46,8 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 alpha=spec.thresholds.alpha,
                 n_resamples=spec.bootstrap,
                 seed=spec.seed,
+                samples={c.name: state.outputs[(c.name, t.name)].samples for c in spec.contenders},
+                code=t.code,
             )
         )
     return results

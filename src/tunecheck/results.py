@@ -229,12 +229,15 @@ def evaluate_task(
     n_resamples: int = 10_000,
     seed: int = 0,
     keep_examples: bool = True,
+    samples: Mapping[str, Sequence[Sequence[str] | None]] | None = None,
+    code: Any = None,
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
     ``outputs[contender][i]`` answers ``examples[i]`` (``None``: backend error). The
     strongest baseline is the one with the best primary metric; slice comparisons are
-    made against it.
+    made against it. ``samples[contender][i]`` holds every sample for ``examples[i]``
+    (pass@k scores them all); ``code`` is the task's code settings.
     """
     if candidate in baselines:
         raise GuardError(
@@ -258,7 +261,15 @@ def evaluate_task(
                 f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
             )
     scores = {
-        name: score_outputs(metrics, outputs[name], examples, parser, json_schema=json_schema)
+        name: score_outputs(
+            metrics,
+            outputs[name],
+            examples,
+            parser,
+            json_schema=json_schema,
+            samples=samples.get(name) if samples else None,
+            code=code,
+        )
         for name in names
     }
     strongest = _strongest(baselines, scores, primary_metric)

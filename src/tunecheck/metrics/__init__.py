@@ -2,7 +2,7 @@
 
 Built in: ``accuracy``, ``macro_f1`` (classification), ``json_exact_match``,
 ``field_accuracy``, ``json_schema_valid`` (structured extraction), ``exact_match``,
-``numeric_match`` and ``chrf`` (text). A new metric is one ``@metric("name")``
+``numeric_match`` and ``chrf`` (text), ``pass@K`` (code, run in the sandbox). A new metric is one ``@metric("name")``
 function in any imported module.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunecheck.examples import Example
-from tunecheck.metrics import classification, extraction, text  # noqa: F401 - register metrics
+from tunecheck.metrics import classification, extraction, passk, text  # noqa: F401 - register metrics
 from tunecheck.metrics.base import (
     METRICS,
     AdditiveStats,
@@ -46,12 +46,15 @@ def score_outputs(
     parser: ParserSpec,
     *,
     json_schema: dict[str, Any] | None = None,
+    samples: Sequence[Sequence[str] | None] | None = None,
+    code: Any = None,
 ) -> dict[str, MetricScores]:
     """Score one contender's outputs with each named metric.
 
     ``outputs[i]`` answers ``examples[i]``; ``None`` means the backend errored for
     that example: it is left out of scoring (never counted as wrong) and counted in
-    ``details["errors"]``. The class list of classification metrics comes from the
+    ``details["errors"]``. ``samples[i]`` (optional) holds every sample drawn for
+    ``examples[i]`` (pass@k scores all of them); ``code`` is the task's code settings. The class list of classification metrics comes from the
     parser's labels or from *all* examples, so every contender is coded alike.
     """
     if len(outputs) != len(examples):
@@ -65,7 +68,13 @@ def score_outputs(
     kept = [i for i, o in enumerate(outputs) if o is not None]
     answered = [outputs[i] for i in kept]
     scored_examples = [examples[i] for i in kept]
-    ctx = ScoringContext(parser=parser, labels=labels, json_schema=json_schema)
+    ctx = ScoringContext(
+        parser=parser,
+        labels=labels,
+        json_schema=json_schema,
+        samples=None if samples is None else [list(samples[i] or []) for i in kept],
+        code=code,
+    )
     errors = len(outputs) - len(kept)
     results: dict[str, MetricScores] = {}
     for name, fn in funcs.items():

@@ -136,6 +136,10 @@ class ScoringContext:
     labels: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    #: every sample per scored example (``n`` > 1), aligned with the outputs; ``None``: just those
+    samples: list[list[str]] | None = None
+    #: the task's code settings (a ``CodeSpec``) for metrics that execute code
+    code: Any = None
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute once per scoring call (e.g. parsed predictions shared by accuracy and F1)."""

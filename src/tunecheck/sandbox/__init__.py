@@ -33,7 +33,6 @@ only when it ran to its end: ``sys.exit(0)`` before the asserts is ``exited``.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import queue
@@ -288,20 +287,18 @@ class Sandbox:
             "python_dir": python_dir,
             "program": prog_path,
             "result_fd": w_fd,
-            "mount_ns": iso.namespaces,
-            "uid": uid,
+            "mount_ns": int(iso.namespaces),
+            "uid": "" if uid is None else uid,
             "nproc": self._nproc(uid),
-            "env": self._env(work),
-            "limits": {
-                "cpu_seconds": self.limits.resolved_cpu(),
-                "memory_mb": self.limits.memory_mb,
-                "file_size_mb": self.limits.file_size_mb,
-                "tmpfs_mb": self.limits.tmpfs_mb,
-                "open_files": self.limits.open_files,
-            },
+            "cpu_seconds": self.limits.resolved_cpu(),
+            "memory_mb": self.limits.memory_mb or 0,
+            "file_size_mb": self.limits.file_size_mb,
+            "tmpfs_mb": self.limits.tmpfs_mb,
+            "open_files": self.limits.open_files,
+            **{f"env.{k}": v for k, v in self._env(work).items()},
         }
         py = [self.python, "-I", "-B"] + ([] if self.site_packages else ["-S"])
-        cmd = [*py, _LAUNCHER, json.dumps(cfg)]
+        cmd = [*py, _LAUNCHER, *(f"{k}={v}" for k, v in cfg.items())]
         if iso.namespaces:
             extra = ["--user", "--map-root-user"] if iso.user_namespace else []
             cmd = [shutil.which("unshare") or "unshare", *extra, *_NS_FLAGS, "--", *cmd]
@@ -445,10 +442,9 @@ def _read_report(fd: int, nonce: str) -> dict[str, Any] | None:
         total += len(data)
     report = None
     for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
-        head, _, body = line.partition(" ")
-        if head == nonce:
-            with contextlib.suppress(ValueError):
-                report = json.loads(body)
+        parts = line.split("\t", 3)
+        if len(parts) == 4 and parts[0] == nonce:
+            report = {"status": parts[1], "filesystem": parts[2], "detail": parts[3]}
     return report
 
 

@@ -1,22 +1,19 @@
 """Runs one untrusted program inside the sandbox (executed as a script, standard library only).
 
-Invoked by :mod:`tunecheck.sandbox` as ``python -I -S _launcher.py CONFIG_JSON`` -- possibly
+Invoked by :mod:`tunecheck.sandbox` as ``python -I -S _launcher.py KEY=VALUE...`` -- possibly
 under ``unshare`` (new network, PID and mount namespaces). It reads a nonce from stdin,
 locks the process down (filesystem read-only except a fresh size-capped tmpfs, resource
 limits, an unprivileged user id), then executes the program in-process and reports on
-the result pipe: ``NONCE {"status": ...}``. The program is not told the nonce, so one that
+the result pipe: ``NONCE<TAB>STATUS<TAB>FILESYSTEM<TAB>DETAIL``. The program is not told the nonce, so one that
 ends early (``sys.exit(0)``, ``os._exit(0)``, killing itself) can never look like a pass.
 (Code written to forge the report by inspecting the interpreter's frames could; that is a
 cheating program, not a wrong one, and is out of scope like in every in-process harness.)
 """
 
-import contextlib
-import ctypes
-import json
+# Only cheap C modules are imported up front: every program pays for them at start-up.
 import os
 import resource
 import sys
-import traceback
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -42,6 +39,8 @@ _KEEP = {
 
 
 def _mount(libc, source, target, fstype, flags, data):
+    import ctypes
+
     def enc(x):
         return None if x is None else x.encode()
 
@@ -101,6 +100,8 @@ def expose_python(libc, python_dir):
 
 def lock_filesystem(work, uid, tmpfs_mb, python_dir):
     """Mount a private tmpfs on ``work`` and make every other mount read-only (mount namespace)."""
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
     if uid is not None:
@@ -130,85 +131,97 @@ def lock_filesystem(work, uid, tmpfs_mb, python_dir):
 
 
 def set_limits(cfg):
-    lim = cfg["limits"]
-    cpu = int(lim["cpu_seconds"])
+    cpu = int(cfg["cpu_seconds"])
     # the soft limit sends SIGXCPU (Python dies of it); the hard limit one second later SIGKILLs
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    if lim["memory_mb"]:
-        as_bytes = int(lim["memory_mb"]) * 1024 * 1024
+    if int(cfg["memory_mb"]):
+        as_bytes = int(cfg["memory_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
-    fsize = int(lim["file_size_mb"]) * 1024 * 1024
+    fsize = int(cfg["file_size_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     nproc = int(cfg["nproc"])
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    nofile = int(lim["open_files"])
+    nofile = int(cfg["open_files"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
 def main():
-    cfg = json.loads(sys.argv[1])
+    cfg = dict(arg.split("=", 1) for arg in sys.argv[1:])
     nonce = sys.stdin.readline().strip()
     result_fd = int(cfg["result_fd"])
+    uid = int(cfg["uid"]) if cfg["uid"] else None
     work = cfg["work"]
     with open(cfg["program"], encoding="utf-8") as fh:
         source = fh.read()
     filesystem = "shared"
     try:
-        if cfg["mount_ns"]:
-            lock_filesystem(work, cfg["uid"], int(cfg["limits"]["tmpfs_mb"]), cfg["python_dir"])
+        if cfg["mount_ns"] == "1":
+            lock_filesystem(work, uid, int(cfg["tmpfs_mb"]), cfg["python_dir"])
             filesystem = "read-only"
     except OSError as err:
-        os.write(
-            result_fd, f"{nonce} {json.dumps({'status': 'setup', 'detail': str(err)})}\n".encode()
-        )
+        _report(result_fd, nonce, "setup", str(err))
         os._exit(70)
-    if cfg["uid"] is not None:
+    if uid is not None:
         os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])
+        os.setgid(uid)
+        os.setuid(uid)
     os.chdir(work)
     set_limits(cfg)
     os.environ.clear()
-    os.environ.update(cfg["env"])
+    os.environ.update({k[4:]: v for k, v in cfg.items() if k.startswith("env.")})
     sys.argv = ["program.py"]
     sys.path.insert(0, work)
     # stdin: the nonce is consumed; the program reads end-of-file
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    report = run_program(source)
-    report["filesystem"] = filesystem
+    status, detail = run_program(source)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # the program may have closed or replaced it
+        try:
             stream.flush()
+        except Exception:
+            pass
     try:
-        os.write(result_fd, f"{nonce} {json.dumps(report)}\n".encode())
+        _report(result_fd, nonce, status, detail, filesystem)
     except OSError:
         os._exit(71)
     os._exit(0)
 
 
+def _report(fd, nonce, status, detail, filesystem=""):
+    clean = " ".join(str(detail).split())[:500]
+    os.write(fd, f"{nonce}\t{status}\t{filesystem}\t{clean}\n".encode())
+
+
 def run_program(source):
-    """Execute ``source`` as ``__main__``; the outcome with the last traceback line on failure."""
+    """Execute ``source`` as ``__main__``: (status, last traceback line on failure)."""
     glb = {"__name__": "__main__", "__builtins__": __builtins__, "__file__": "program.py"}
     try:
         code = compile(source, "program.py", "exec")
         exec(code, glb)
     except SystemExit as exc:
-        return {"status": "exited", "detail": f"SystemExit({exc.code!r}) before the tests finished"}
+        return "exited", f"SystemExit({exc.code!r}) before the tests finished"
     except MemoryError:
-        return {"status": "memory", "detail": "MemoryError"}
-    except AssertionError:
-        return {"status": "failed", "detail": _last_line()}
-    except BaseException:  # any error of the program is its failure
-        return {"status": "error", "detail": _last_line()}
-    return {"status": "passed", "detail": ""}
+        return "memory", "MemoryError"
+    except AssertionError as exc:
+        return "failed", _last_line(exc)
+    except BaseException as exc:  # any error of the program is its failure
+        return "error", _last_line(exc)
+    return "passed", ""
 
 
-def _last_line():
-    lines = traceback.format_exc().strip().splitlines()
-    return lines[-1][:500] if lines else "unknown error"
+def _last_line(exc):
+    """The traceback's last line (the ``traceback`` module is too slow to import per program)."""
+    cls = type(exc)
+    name = cls.__qualname__
+    if cls.__module__ not in ("builtins", "__main__"):
+        name = f"{cls.__module__}.{name}"
+    try:
+        msg = str(exc)
+    except Exception:  # a broken __str__ of the program's own exception
+        msg = "<unprintable>"
+    return f"{name}: {msg}" if msg else name
 
 
 if __name__ == "__main__":
