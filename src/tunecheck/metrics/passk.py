@@ -32,14 +32,14 @@ def _executions(
     code = ctx.code or CodeSpec()
     problems = [problem_of(ex) for ex in examples]
     samples = ctx.samples if ctx.samples is not None else [[o] for o in outputs]
-    sandbox = make_sandbox(
+    with make_sandbox(
         timeout=code.timeout,
         memory_mb=code.memory_mb,
         workers=code.workers,
         site_packages=code.site_packages,
-    )
-    ctx.cache["code_isolation"] = sandbox.isolation
-    return run_samples(problems, samples, sandbox, extract=code.extract)
+    ) as sandbox:
+        ctx.cache["code_isolation"] = sandbox.isolation
+        return run_samples(problems, samples, sandbox, extract=code.extract)
 
 
 @METRICS.register_family(r"pass@([1-9][0-9]*)", "pass@K")
