@@ -97,6 +97,16 @@ def assemble_result(
         for out in state.outputs.values()
         if out.errors
     ]
+    # e.g. the sandbox could not isolate executed code from the network on this machine
+    errors += sorted(
+        {
+            str(w)
+            for t in tasks
+            for c in t.contenders
+            for d in c.details.values()
+            for w in (d.get("warnings") or [])
+        }
+    )
     if store is not None:
         _store_scores(store, state.run_id, tasks)
     lock_hash = next((t.lock_hash for t in state.tasks if t.lock_hash), None)
