@@ -297,7 +297,10 @@ class Sandbox:
         for slot in range(self.workers):
             self._slots.put(slot)
         self._servers: dict[int, _Server] = {}
-        self._python_dir = tempfile.mkdtemp(prefix="tunecheck-sbx-py-")
+        # a program running as its own user id must be able to reach its folder: under a
+        # private TMPDIR it could not, so as root folders go in the world-searchable /tmp
+        self._tmp = "/tmp" if self.isolation.drop_uid and os.path.isdir("/tmp") else None
+        self._python_dir = tempfile.mkdtemp(prefix="tunecheck-sbx-py-", dir=self._tmp)
         os.chmod(self._python_dir, 0o755)
         self._finalizer = weakref.finalize(self, Sandbox._cleanup, self._servers, self._python_dir)
 
@@ -389,7 +392,7 @@ class Sandbox:
 
     def _run(self, program: str, slot: int) -> ExecResult:
         uid = self._uid(slot)
-        box = tempfile.mkdtemp(prefix="tunecheck-sbx-")
+        box = tempfile.mkdtemp(prefix="tunecheck-sbx-", dir=self._tmp)
         try:
             work = os.path.join(box, "work")
             os.mkdir(work, 0o700)
