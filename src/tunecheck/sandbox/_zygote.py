@@ -310,17 +310,26 @@ def serve_one(cfg, namespaces, uid):
     os.close(out_w)
     tail = b""
     report = b""
-    pidfd = os.pidfd_open(pid)
-    watch = [pidfd, out_r, report_r]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3: poll for the exit instead
+        pidfd = None
+    watch = [out_r, report_r] + ([pidfd] if pidfd is not None else [])
     timed_out = False
+    status = None
     while True:
         left = timeout - (time.monotonic() - start)
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select(watch, [], [], left)
-        if pidfd in ready:
+        ready, _, _ = select.select(watch, [], [], left if pidfd is not None else min(left, 0.005))
+        if pidfd is not None and pidfd in ready:
             break
+        if pidfd is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+                break
         if out_r in ready:
             data = os.read(out_r, 65536)
             if data:
@@ -338,8 +347,10 @@ def serve_one(cfg, namespaces, uid):
         os.killpg(pid, signal.SIGKILL)  # A and B; B's PID namespace takes everything else
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)  # A before its setsid
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    if pidfd is not None:
+        os.close(pidfd)
     if uid is not None and not namespaces:
         kill_uid(uid)
     for fd, keep in ((out_r, True), (report_r, False)):
