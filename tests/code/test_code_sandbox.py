@@ -225,3 +225,41 @@ def test_without_namespaces_programs_still_run_with_limits() -> None:
         assert sandbox.run(OK).passed
         assert sandbox.run("bytearray(8 * 1024 ** 3)").status == "memory"
         assert sandbox.run("import sys\nsys.exit(0)").status == "exited"
+
+
+REMOUNT = (
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "MS_REMOUNT, MS_BIND = 32, 4096\n"
+    "rc = libc.mount(None, b'/', None, MS_REMOUNT | MS_BIND, None)\n"
+    "assert rc == 0, f'remount refused: errno {ctypes.get_errno()}'\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["own uid", "user namespace"])
+def test_the_program_cannot_make_the_filesystem_writable_again(mode: str) -> None:
+    if not probe_isolation().namespaces:
+        pytest.skip("no namespaces on this machine (reported as a warning)")
+    if mode == "own uid" and os.geteuid() != 0:
+        pytest.skip("only root runs programs under their own user id")
+    iso = (
+        Isolation(namespaces=True, user_namespace=False, drop_uid=True)
+        if mode == "own uid"
+        else Isolation(namespaces=True, user_namespace=True, drop_uid=False)
+    )
+    target = ROOT / f"tunecheck-sandbox-remount-{uuid.uuid4().hex}.txt"
+    write = f"with open({str(target)!r}, 'w') as fh:\n    fh.write('escaped')\n"
+    with Sandbox(Limits(timeout=5.0), workers=1, isolation=iso) as sandbox:
+        try:
+            remount = sandbox.run(REMOUNT + write)
+            assert not target.exists()
+        finally:
+            target.unlink(missing_ok=True)
+        assert remount.status == "failed" and "remount refused" in remount.detail
+        assert sandbox.run(OK).passed
+        assert (
+            sandbox.run(
+                "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=1)"
+            ).status
+            == "error"
+        )

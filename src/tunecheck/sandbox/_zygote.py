@@ -51,6 +51,12 @@ _KEEP = {
     "relatime": MS_RELATIME,
     "strictatime": MS_STRICTATIME,
 }
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECUREBITS = 28
+PR_CAPBSET_DROP = 24
+# SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS_LOCKED... and their locks
+SECURE_ALL = 0x2F
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
@@ -167,6 +173,33 @@ def make_read_only():
         raise OSError(0, "could not make read-only: " + "; ".join(failed))
 
 
+def drop_capabilities():
+    """No capability left, none to regain: a program that is root of a user namespace cannot
+    undo the read-only mounts (or mount anything) once this ran."""
+    import ctypes
+
+    lib = libc()
+    _check(lib.prctl(PR_SET_SECUREBITS, SECURE_ALL, 0, 0, 0), "securebits")
+    cap = 0
+    while lib.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    _check(lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [
+            ("effective", ctypes.c_uint32),
+            ("permitted", ctypes.c_uint32),
+            ("inheritable", ctypes.c_uint32),
+        ]
+
+    header = Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (Data * 2)()
+    _check(lib.capset(ctypes.byref(header), data), "capset")
+
+
 def set_limits(cfg):
     cpu = int(cfg["cpu_seconds"])
     # the soft limit sends SIGXCPU; the hard limit one second later SIGKILLs
@@ -216,6 +249,8 @@ def program_process(cfg, source, nonce, report_w, out_w, namespaces, uid):
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
+        elif namespaces:
+            drop_capabilities()  # root of a user namespace: keep it from remounting
         os.chdir(work)
         set_limits(cfg)
         os.environ.clear()
