@@ -155,6 +155,7 @@ def test_a_missing_entry_point_stops_the_run_naming_it(project: Path) -> None:
     assert "example 'HumanEval/1'" in proc.stderr and "no entry point" in proc.stderr
 
 
+@pytest.mark.filterwarnings("ignore:only 30 examples")
 def test_verify_reports_a_test_that_fails_on_its_reference(project: Path) -> None:
     from tunecheck.data import split_dataset
 
