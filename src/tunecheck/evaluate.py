@@ -52,6 +52,8 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 alpha=spec.thresholds.alpha,
                 n_resamples=spec.bootstrap,
                 seed=spec.seed,
+                samples={c.name: state.outputs[(c.name, t.name)].samples for c in spec.contenders},
+                code=t.code,
             )
         )
     return results
@@ -107,6 +109,16 @@ def assemble_result(
         f"{contender} on {task}: the API key appeared in {n} answer(s) and was replaced by *** "
         "before anything was stored or printed (the server echoes request headers)"
         for (contender, task), n in scrubbed.items()
+    )
+    # e.g. the sandbox could not isolate executed code from the network on this machine
+    errors += sorted(
+        {
+            str(w)
+            for t in tasks
+            for c in t.contenders
+            for d in c.details.values()
+            for w in (d.get("warnings") or [])
+        }
     )
     if store is not None:
         _store_scores(store, state.run_id, tasks)

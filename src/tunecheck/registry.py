@@ -9,6 +9,7 @@ A new metric/backend/probe is one decorated function or class:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -23,6 +24,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._families: list[tuple[re.Pattern[str], Callable[[re.Match[str]], T], str]] = []
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
@@ -33,13 +35,29 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def register_family(
+        self, pattern: str, example: str
+    ) -> Callable[[Callable[[re.Match[str]], T]], Callable[[re.Match[str]], T]]:
+        """Register names matching ``pattern`` (e.g. ``pass@(\\d+)``): the factory gets the match."""
+
+        def decorate(factory: Callable[[re.Match[str]], T]) -> Callable[[re.Match[str]], T]:
+            self._families.append((re.compile(pattern), factory, example))
+            return factory
+
+        return decorate
+
     def get(self, name: str, *, where: str | None = None) -> T:
         try:
             return self._items[name]
         except KeyError:
+            for pattern, factory, _ in self._families:
+                if m := pattern.fullmatch(name):
+                    return factory(m)
             close = difflib.get_close_matches(name, self._items, n=1)
             hint = f"did you mean {close[0]!r}?" if close else None
-            known = ", ".join(sorted(self._items)) or "(none)"
+            known = (
+                ", ".join([*sorted(self._items), *(e for _, _, e in self._families)]) or "(none)"
+            )
             raise TunecheckError(
                 f"unknown {self.kind} {name!r}; known: {known}", where=where, hint=hint
             ) from None
@@ -48,7 +66,9 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or (
+            isinstance(name, str) and any(p.fullmatch(name) for p, _, _ in self._families)
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))

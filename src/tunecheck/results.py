@@ -257,6 +257,8 @@ def evaluate_task(
     keep_examples: bool = True,
     metric_options: Mapping[str, Mapping[str, Any]] | None = None,
     completion_tokens: Mapping[str, Sequence[int | None]] | None = None,
+    samples: Mapping[str, Sequence[Sequence[str] | None]] | None = None,
+    code: Any = None,
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
@@ -264,6 +266,8 @@ def evaluate_task(
     strongest baseline is the one with the best primary metric; slice comparisons are
     made against it. ``metric_options``: metric -> options; ``completion_tokens``:
     contender -> output length in model tokens per example (for the length report).
+    ``samples[contender][i]`` holds every sample for ``examples[i]`` (pass@k scores them
+    all); ``code`` is the task's code settings.
     """
     if candidate in baselines:
         raise GuardError(
@@ -290,6 +294,8 @@ def evaluate_task(
         name: score_outputs(
             metrics, outputs[name], examples, parser, json_schema=json_schema,
             options=metric_options,
+            samples=samples.get(name) if samples else None,
+            code=code,
         )
         for name in names
     }  # fmt: skip

@@ -70,6 +70,11 @@ class ContenderOutputs:
         return [g.text if g.ok else None for g in self.generations]
 
     @property
+    def samples(self) -> list[list[str] | None]:
+        """Every sample per example (``n`` > 1 draws several); ``None`` where the backend failed."""
+        return [list(g.texts) if g.ok else None for g in self.generations]
+
+    @property
     def errors(self) -> int:
         return sum(not g.ok for g in self.generations)
 
@@ -151,7 +156,12 @@ def load_task(
 
     report: dict[str, Any] | None = None
     lock_hash: str | None = None
-    if task.lock:
+    if task.code is not None:
+        from tunecheck.code.tasks import load_code_task
+
+        examples, report = load_code_task(task, allow_overlap=allow_overlap)
+        lock_hash = (report or {}).get("lock_sha256") or (report or {}).get("lock_hash")
+    elif task.lock:
         examples, verify = load_locked_split(
             task.lock,
             split=task.split,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,6 +86,27 @@ class ParserSpec(_Strict):
     case_sensitive: bool = False
 
 
+class CodeSpec(_Strict):
+    """A code task: problems with tests, scored by running them (``pass@k`` metrics).
+
+    ``format``: ``auto`` (from the columns), ``humaneval``, ``mbpp`` or ``plain``; the
+    field mapping follows the format unless ``fields`` is given. ``extract``: how code
+    is taken from an output (see :mod:`tunecheck.code.extract`). The rest are
+    :class:`tunecheck.sandbox.Limits` and its worker count (default: the core count).
+    """
+
+    format: Literal["auto", "humaneval", "mbpp", "plain"] = "auto"
+    extract: Literal["auto", "fenced", "completion", "raw"] = "auto"
+    timeout: float = Field(10.0, gt=0.0, description="wall-clock seconds per program")
+    memory_mb: int | None = Field(1024, ge=64, description="address-space limit per program")
+    workers: int | None = Field(None, ge=1)
+    site_packages: bool = Field(False, description="let programs import installed packages")
+    show_tests: bool = Field(True, description="MBPP: list the asserts in the prompt")
+
+
+PASS_AT_K = re.compile(r"^pass@([1-9][0-9]*)$")
+
+
 class TaskSpec(_Strict):
     """The task being fine-tuned for: the locked test data and how to score it."""
 
@@ -107,6 +129,7 @@ class TaskSpec(_Strict):
     limit: int | None = Field(None, ge=1)
     allow_overlap: bool = False
     near_duplicate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    code: CodeSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +165,8 @@ class TaskSpec(_Strict):
     def _primary(self) -> TaskSpec:
         if not self.metrics:
             raise ValueError("a task needs at least one metric")
+        if self.code is None and any(PASS_AT_K.match(m) for m in self.metrics):
+            self.code = CodeSpec()  # pass@k means a code task
         if self.primary_metric is None:
             self.primary_metric = self.metrics[0]
         elif self.primary_metric not in self.metrics:
@@ -249,6 +274,27 @@ class Spec(_Strict):
             raise ValueError(
                 f"candidate {self.candidate!r} is not a contender{hint}; contenders: {names}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _samples_for_pass_at_k(self) -> Spec:
+        for ti, task in enumerate(self.tasks):
+            ks = [int(m.group(1)) for name in task.metrics if (m := PASS_AT_K.match(name))]
+            if not ks:
+                continue
+            for c in self.contenders:
+                if max(ks) > c.generation.n:
+                    raise ValueError(
+                        f"task {task.name!r} (tasks.{ti}) asks for pass@{max(ks)} but contender "
+                        f"{c.name!r} draws n = {c.generation.n} sample(s) per problem; pass@k "
+                        f"needs k <= n: set `generation: {{n: {max(ks)}, temperature: 0.8}}` "
+                        "or lower k"
+                    )
+                if c.generation.n > 1 and c.generation.temperature == 0:
+                    raise ValueError(
+                        f"contender {c.name!r} draws n = {c.generation.n} samples at temperature 0 "
+                        "(all identical): set a temperature > 0, e.g. 0.8, for pass@k"
+                    )
         return self
 
     @property

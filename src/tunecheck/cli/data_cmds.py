@@ -147,8 +147,14 @@ def verify_cmd(
         ngram=ngram,
         fields=fields,
     )
+    from tunecheck.code.verify import check_lock_references
+
+    # code problems: every reference solution must pass its own tests
+    code = check_lock_references(lock)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **({"code_references": code.to_dict()} if code else {})})
+        if code:
+            code.raise_for_failures()
         return
     reports = report.folds if report.folds is not None else [report]
     for r in reports:
@@ -176,6 +182,18 @@ def verify_cmd(
     else:
         console.print(
             f"[green]ok[/] no overlap between test and training data (exact, or >= {threshold:.0%} of {ngram}-word n-grams)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if code is not None:
+        code.raise_for_failures()
+        console.print(
+            f"[green]ok[/] {code.checked} reference solution(s) pass their tests"
+            + (
+                f" ({code.without_reference} problem(s) without one)"
+                if code.without_reference
+                else ""
+            ),
             highlight=False,
             soft_wrap=True,
         )

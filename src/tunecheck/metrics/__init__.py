@@ -4,7 +4,7 @@ Built in: ``accuracy``, ``macro_f1`` (classification), ``json_exact_match``,
 ``field_accuracy``, ``json_schema_valid`` (structured extraction), ``exact_match``,
 ``numeric_match``, ``chrf``, ``bleu``, ``ter`` (text), ``rouge1``, ``rouge2``,
 ``rouge_l``, ``rouge_lsum`` (summaries), ``bertscore`` and ``semantic_similarity``
-(embeddings). A new metric is one ``@metric("name", higher_is_better=...)``
+(embeddings), ``pass@K`` (code, run in the sandbox). A new metric is one ``@metric("name", higher_is_better=...)``
 function in any imported module.
 """
 
@@ -19,6 +19,7 @@ from tunecheck.metrics import (  # noqa: F401 - register metrics
     embedding,
     extraction,
     mt,
+    passk,
     rouge,
     text,
 )
@@ -68,12 +69,15 @@ def score_outputs(
     json_schema: dict[str, Any] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     where: str = "task.metrics",
+    samples: Sequence[Sequence[str] | None] | None = None,
+    code: Any = None,
 ) -> dict[str, MetricScores]:
     """Score one contender's outputs with each named metric.
 
     ``outputs[i]`` answers ``examples[i]``; ``None`` means the backend errored for
     that example: it is left out of scoring (never counted as wrong) and counted in
-    ``details["errors"]``. The class list of classification metrics comes from the
+    ``details["errors"]``. ``samples[i]`` (optional) holds every sample drawn for
+    ``examples[i]`` (pass@k scores all of them); ``code`` is the task's code settings. The class list of classification metrics comes from the
     parser's labels or from *all* examples, so every contender is coded alike.
     ``options`` maps a metric name to its options (validated against the metric's
     options model; errors name ``where``). Each score carries its metric's direction.
@@ -95,7 +99,12 @@ def score_outputs(
     answered = [outputs[i] for i in kept]
     scored_examples = [examples[i] for i in kept]
     ctx = ScoringContext(
-        parser=parser, labels=labels, json_schema=json_schema, all_examples=examples
+        parser=parser,
+        labels=labels,
+        json_schema=json_schema,
+        all_examples=examples,
+        samples=None if samples is None else [list(samples[i] or []) for i in kept],
+        code=code,
     )
     errors = len(outputs) - len(kept)
     results: dict[str, MetricScores] = {}

