@@ -32,10 +32,10 @@ SCHEMA_VERSION = 1
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BlindCheck",
     "Comparison",
     "ContenderResult",
     "ExampleOutcome",
-    "BlindCheck",
     "FoldResult",
     "ProbeResult",
     "RunResult",

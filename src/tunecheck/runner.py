@@ -273,6 +273,11 @@ def run(
     """Run a whole evaluation and store it. The public entry point behind ``tunecheck run``."""
     options = options or RunOptions()
     console = console or Console(stderr=True)
+    from tunecheck.kfold import fold_locks, run_kfold
+
+    locks = fold_locks(spec)
+    if locks is not None:  # a k-fold index lock: every fold, one pooled verdict
+        return run_kfold(spec, locks, options=options, spec_path=spec_path, console=console)
     start = time.perf_counter()
     store = open_store(options.store_url or spec.store)
     tasks = [

@@ -259,13 +259,11 @@ def format_results(results: Sequence[SimulationResult]) -> str:
             for d in DECISIONS
         )
         sizes = ",".join(str(p.n) for p in s.probes) or "none"
-        goal = ""
+        lines.append(f"{s.name}: {s.description}")
+        lines.append(f"   task n={s.task_n}, probes n={sizes}, {r.reps} reps")
+        lines.append(f"   {shares}")
         if s.goal is not None:
-            goal = f"  goal {s.goal}: {'met' if r.goal_met else 'NOT met'}"
-        lines.append(
-            f"{s.name}: {s.description} (task n={s.task_n}, probes n={sizes}, {r.reps} reps)\n"
-            f"   {shares}{goal}"
-        )
+            lines.append(f"   goal {s.goal}: {'met' if r.goal_met else 'NOT met'}")
     return "\n".join(lines)
 
 
