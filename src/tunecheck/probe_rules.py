@@ -136,7 +136,9 @@ def _ratio_quantiles(num: np.ndarray, den: np.ndarray, alpha: float) -> tuple[fl
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(den > 0, num / np.where(den > 0, den, 1.0) - 1.0, np.inf)
     rel = np.where((den <= 0) & (num <= 0), 0.0, rel)
-    lo, hi = np.quantile(rel, [alpha / 2, 1 - alpha / 2])
+    # no interpolation between order statistics: an unbounded (inf) resample stays unbounded
+    lo = np.quantile(rel, alpha / 2, method="lower")
+    hi = np.quantile(rel, 1 - alpha / 2, method="higher")
     return float(lo), float(hi)
 
 

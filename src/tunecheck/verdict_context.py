@@ -152,7 +152,9 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
                 v.reasons.append(line + ": a significant drop, DEPLOY is blocked")
                 if v.decision == "DEPLOY":
                     v.decision = "ITERATE"
-                    v.summary = f"promising but not ready: the must-not-regress slice {c.slice!r} dropped"
+                    v.summary = (
+                        f"promising but not ready: the must-not-regress slice {c.slice!r} dropped"
+                    )
                 step = (
                     f"fix the drop on slice {c.slice!r}: add training examples of that slice, or "
                     "keep an earlier checkpoint"
@@ -228,10 +230,10 @@ def apply_blind_check(verdict: Verdict, check: BlindCheck, *, run_id: str | None
     note = f" ({check.note})" if check.note else ""
     if check.passed:
         v.reasons.append(f"blind check{by}: {how}, the candidate was preferred{note}")
-        if v.decision == "DEPLOY":
-            v.summary = v.summary.replace("metrics say deploy; ", "")
-            if v.summary.startswith("blind check of"):
-                v.summary = "the fine-tune beats the strongest baseline and passed the blind check"
+        if v.decision == "DEPLOY" and v.summary.startswith("metrics say deploy"):
+            v.summary = (
+                "the fine-tune beats the strongest baseline beyond noise and passed the blind check"
+            )
     else:
         v.reasons.append(f"blind check{by}: {how}, the candidate was NOT preferred{note}")
         if v.decision == "DEPLOY":
