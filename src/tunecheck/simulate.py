@@ -338,7 +338,9 @@ def coverage(
             res = bootstrap_macro_f1_diff(pred_a, pred_b, gold, k, n_resamples=n_resamples, seed=r)
             truth = truth_f1
         else:
-            raise SimulationError(f"unknown metric kind {kind!r}", hint="binary, continuous or macro_f1")
+            raise SimulationError(
+                f"unknown metric kind {kind!r}", hint="binary, continuous or macro_f1"
+            )
         hits += res.ci_low <= truth <= res.ci_high
     return hits / reps
 

@@ -136,7 +136,9 @@ def test_five_folds_pool_into_one_verdict(project: Path) -> None:
     # probes: every item once per side, fold model i on share i; nobody answers them here
     (probe,) = result.probes
     assert probe.n == 20 and probe.status == "uninformative" and probe.gate == "uninformative"
-    assert any("compare 'finetuned' with 'base' (probe_baseline)" in r for r in result.verdict.reasons)
+    assert any(
+        "compare 'finetuned' with 'base' (probe_baseline)" in r for r in result.verdict.reasons
+    )
     # the stored run carries the same pooled verdict, and a re-run makes no model call
     again = run(spec, options=RunOptions(store_url=store, show_progress=False))
     assert again.model_calls == 0 and again.result.verdict == result.verdict
@@ -152,4 +154,6 @@ def test_kfold_takes_one_task(project: Path) -> None:
     (project / "tunecheck.yaml").write_text(text)
     spec = load_spec(project / "tunecheck.yaml")
     with pytest.raises(SpecError, match="exactly one task"):
-        run(spec, options=RunOptions(store_url=f"sqlite:///{project / 's.db'}", show_progress=False))
+        run(
+            spec, options=RunOptions(store_url=f"sqlite:///{project / 's.db'}", show_progress=False)
+        )

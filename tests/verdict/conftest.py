@@ -10,14 +10,18 @@ from tunecheck.results import evaluate_task
 from tunecheck.spec import ParserSpec
 
 
-def make_task(n=200, base_right=100, cand_right=150, *, slices=None, metrics=("exact_match",), seed=0):
+def make_task(
+    n=200, base_right=100, cand_right=150, *, slices=None, metrics=("exact_match",), seed=0
+):
     """Binary task: candidate right on ``cand_right`` (a superset of the baseline's answers)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     base_ok = set(order[:base_right].tolist())
     cand_ok = set(order[:cand_right].tolist())
     examples = [
-        Example(id=f"t{i}", input=f"q{i}", reference="yes", slices=tuple(slices(i)) if slices else ())
+        Example(
+            id=f"t{i}", input=f"q{i}", reference="yes", slices=tuple(slices(i)) if slices else ()
+        )
         for i in range(n)
     ]
     outputs = {

@@ -90,6 +90,7 @@ def test_relative_interval_of_macro_f1_matches_an_index_bootstrap():
         corpus=ClassCodes(p, gold, classes),
     )  # fmt: skip
     lo, hi = relative_interval(mk(pa), mk(pb), n_resamples=3000, seed=2)
+
     def macro(pred, g):  # plain per-class F1 over the classes present (checked vs sklearn below)
         f1s = []
         for c in np.union1d(np.unique(g), np.unique(pred)):
