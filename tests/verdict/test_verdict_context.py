@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_task
+from verdict_helpers import make_task
 
 from tunecheck.blind_check import mark_blind_check, record_blind_check
 from tunecheck.errors import SpecError, TunecheckError
