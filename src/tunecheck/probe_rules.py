@@ -41,6 +41,9 @@ base scores 0.6 is caught >= 90% of the time (see the README's simulated error r
 CEILING = 0.98
 """Both models at or above this score: the probe is too easy to show a difference."""
 
+NEAR_CHANCE = 0.10
+"""A base score less than this share of the way from chance to 1 is at the floor."""
+
 _CHUNK = 2_000_000
 
 
@@ -91,9 +94,13 @@ def informativeness(
     alpha: float = 0.05,
     binary: bool = True,
 ) -> Informativeness:
-    """Floor: the base model is not above chance beyond noise, or even a collapse all the way
-    down to chance could not be significant (too few answers above chance); ceiling: both
-    models score at least :data:`CEILING`."""
+    """Floor: the base model is at or near chance, i.e. not above chance beyond noise
+    (one-sided binomial test) or using less than :data:`NEAR_CHANCE` of the range between
+    chance and a perfect score; ceiling: both models score at least :data:`CEILING`.
+
+    A small probe on a capable model is not uninformative: its drops are *inconclusive*
+    (see :func:`gate`), with the probe size that would settle them.
+    """
     from scipy.stats import binomtest
 
     if base is None or n == 0:
@@ -102,23 +109,20 @@ def informativeness(
     shown = f"chance level {floor:.3f}" if chance is not None else "a score of 0"
     if base <= floor + 1e-12:
         return Informativeness(False, f"floor: the base model scores {base:.3f}, at {shown}")
-    if binary and 0.0 <= base <= 1.0:
-        k = round(base * n)
-        p_above = binomtest(k, n, max(min(floor, 1.0), 1e-12), alternative="greater").pvalue
-        if floor > 0 and p_above >= alpha:
+    if binary and 0.0 < floor < 1.0 and 0.0 <= base <= 1.0:
+        p_above = binomtest(round(base * n), n, floor, alternative="greater").pvalue
+        if p_above >= alpha:
             return Informativeness(
                 False,
                 f"floor: the base model scores {base:.3f}, not above {shown} beyond noise "
-                f"(binomial p={p_above:.2f}, n={n})",
+                f"(binomial p={p_above:.2f}, n={n}); a regression cannot show",
             )
-        # the most a regression could show: every answer above chance lost, in one direction
-        above = n * (base - floor)
-        if 2 * 0.5**above >= alpha:
-            return Informativeness(
-                False,
-                f"floor: the base model scores {base:.3f} against {shown}; with {n} items even a "
-                f"collapse to chance would not be significant (McNemar)",
-            )
+    if floor < 1.0 and (base - floor) / (1.0 - floor) < NEAR_CHANCE:
+        return Informativeness(
+            False,
+            f"floor: the base model scores {base:.3f}, near {shown} (less than "
+            f"{NEAR_CHANCE:.0%} of the way from chance to a perfect score); a regression cannot show",
+        )
     if finetuned is not None and base >= CEILING and finetuned >= CEILING:
         return Informativeness(
             False,

@@ -133,8 +133,14 @@ def test_floor_and_ceiling_rules():
     assert not informativeness(0.25, 0.2, 100, 0.25).informative  # at 4-choice chance
     info = informativeness(0.31, 0.3, 100, 0.25)  # 31/100 vs 0.25: binomial p ~ 0.11
     assert not info.informative and "not above" in info.reason
+    # the example: 0.067 on 100 items is above a ~0.03 chance, but only 3.8% of the way
+    near = informativeness(0.067, 0.05, 100, 0.03)
+    assert not near.informative and "near chance level 0.030" in near.reason
+    assert not informativeness(0.05, 0.0, 300, None).informative  # a score of 0 as the floor
     assert informativeness(0.6, 0.5, 300, 0.25).informative
     assert informativeness(0.3, 0.2, 300, 0.0).informative
+    # a small probe on a capable model is not uninformative: its drops are inconclusive
+    assert informativeness(0.25, 0.0, 12, 0.0).informative
     ceiling = informativeness(0.99, 0.985, 200, 0.0)
     assert not ceiling.informative and "ceiling" in ceiling.reason
     assert informativeness(0.99, 0.80, 200, 0.0).informative  # a drop from the ceiling shows
