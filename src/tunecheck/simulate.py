@@ -240,6 +240,7 @@ def run_scenario(
             )
         probes = adjust_probes(probes, thresholds.alpha) if probes else probes
         verdict = final_verdict([task], probes, thresholds, context)
+        # a DEPLOY still pending its blind check is not yet a DEPLOY (as for --fail-on iterate)
         counts[verdict.decision if not verdict.pending_review else "ITERATE"] += 1
     return SimulationResult(scenario, reps, counts)
 

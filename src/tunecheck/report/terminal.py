@@ -153,7 +153,7 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
     if verdict is None:
         console.print("[dim]no verdict[/]")
         return
-    colour = COLOURS[verdict.decision]
+    colour = "bold yellow" if verdict.pending_review else COLOURS[verdict.decision]
     console.print(
         f"\n[{colour}]{_fmt.verdict_title(verdict)}[/] — {verdict.summary}",
         highlight=False,
