@@ -188,3 +188,43 @@ def test_must_not_regress_blocks_with_holm_across_listed_slices():
     assert ok.decision == "DEPLOY"
     with pytest.raises(SpecError, match=r"'vipp'.*slices in the data: \['faq', 'misc', 'vip'\]"):
         must_not_regress(task, ["vipp"])
+
+
+def test_a_run_reads_must_not_regress_and_states_its_context_end_to_end():
+    """``assemble_result`` (the run's last step) with must_not_regress, a weak baseline, no probes."""
+    from tunecheck.evaluate import assemble_result
+    from tunecheck.models.base import Generation
+    from tunecheck.runner import ContenderOutputs, LoadedTask, RunState
+
+    task = _sliced_task()
+    spec = parse_spec(
+        """
+contenders:
+  - {name: base+prompt, model: "hf:/models/base"}
+  - {name: finetuned, model: "hf:/models/base+adapter=/runs/a"}
+task: {name: task, data: d.jsonl, metrics: [exact_match], must_not_regress: [vip]}
+probes: []
+bootstrap: 1000
+"""
+    )
+    from tunecheck.examples import Example
+
+    examples = [
+        Example(id=e.id, input=f"q{i}", reference="yes", slices=tuple(e.slices))
+        for i, e in enumerate(task.examples)
+    ]
+    state = RunState(run_id="r9", tasks=[LoadedTask(spec=spec.tasks[0], examples=examples)])
+    for name in ("base+prompt", "finetuned"):
+        gens = [Generation([e.outputs[name]]) for e in task.examples]
+        state.outputs[(name, "task")] = ContenderOutputs(name, "task", gens)
+    result = assemble_result(
+        spec, state, [], probes_run=False, no_probes_reason="`probes: []` in the spec"
+    )
+    (t,) = result.tasks
+    assert [c.slice for c in t.must_not_regress] == ["vip"]
+    assert t.must_not_regress[0].p_adjusted == t.must_not_regress[0].p_value  # a family of one
+    v = result.verdict
+    assert v.decision == "ITERATE" and "'vip'" in v.summary
+    assert "no capability probes were run (`probes: []` in the spec)" in v.reasons
+    assert any("weak baseline" in r for r in v.reasons)
+    assert not v.qualifiers  # marks belong to a DEPLOY only
