@@ -49,6 +49,15 @@ def fold_locks(spec: Spec) -> list[Path] | None:
         if lock.folds:
             found.append([lock.folder / f for f in lock.folds])
     if not found:
+        templated = [c.name for c in spec.contenders if PLACEHOLDER in c.model]
+        if templated:
+            raise SpecError(
+                f"contender(s) {templated} use {PLACEHOLDER} in the model reference, but the task's "
+                "lock is not a k-fold index",
+                where="task.lock",
+                hint="point `lock` at the index written by `tunecheck split --folds K`, or remove "
+                f"{PLACEHOLDER} from the model reference",
+            )
         return None
     if len(spec.tasks) != 1:
         raise SpecError(

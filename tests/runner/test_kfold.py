@@ -157,3 +157,15 @@ def test_kfold_takes_one_task(project: Path) -> None:
         run(
             spec, options=RunOptions(store_url=f"sqlite:///{project / 's.db'}", show_progress=False)
         )
+
+
+def test_fold_placeholder_needs_a_kfold_lock(project: Path) -> None:
+    with pytest.warns(UserWarning, match="k-fold"):
+        split_dataset(project / "data.jsonl", project / "plain", seed=2)
+    text = (project / "tunecheck.yaml").read_text().replace("folds/tunecheck", "plain/tunecheck")
+    (project / "tunecheck.yaml").write_text(text)
+    spec = load_spec(project / "tunecheck.yaml")
+    with pytest.raises(SpecError, match=r"\['finetuned'\] use \{fold\}.*not a k-fold index"):
+        run(
+            spec, options=RunOptions(store_url=f"sqlite:///{project / 's.db'}", show_progress=False)
+        )
