@@ -41,6 +41,7 @@ EXACT_METRICS = frozenset(
 """Metrics that check an answer exactly: tasks scored only by these need no blind check by default."""
 
 CAPABILITIES_NOT_CHECKED = "capabilities not checked"
+DEPLOY_STEP = "deploy the candidate"  # how decide() starts the next step of a DEPLOY
 UNPROMPTED = "vs an unprompted baseline"
 
 
@@ -192,7 +193,7 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
         v = apply_blind_check(v, ctx.blind_check, run_id=ctx.run_id)
     # the gate step for a DEPLOY belongs last, after the qualifiers' own steps
     for i, step in enumerate(list(v.next_steps)):
-        if step.startswith("deploy the candidate") and v.decision != "DEPLOY":
+        if step.startswith(DEPLOY_STEP) and v.decision != "DEPLOY":
             v.next_steps.pop(i)
             break
     return v
@@ -222,6 +223,8 @@ def apply_blind_check(verdict: Verdict, check: BlindCheck, *, run_id: str | None
             )
             if step not in v.next_steps:
                 v.next_steps.insert(0, step)
+            # not yet: the deploy step comes back when the blind check passes
+            v.next_steps = [x for x in v.next_steps if not x.startswith(DEPLOY_STEP)]
         return v
     v.pending_review = False
     v.next_steps = [s for s in v.next_steps if not s.startswith(f"compare {check.n} candidate")]
@@ -234,13 +237,18 @@ def apply_blind_check(verdict: Verdict, check: BlindCheck, *, run_id: str | None
             v.summary = (
                 "the fine-tune beats the strongest baseline beyond noise and passed the blind check"
             )
+        if v.decision == "DEPLOY" and not any(x.startswith(DEPLOY_STEP) for x in v.next_steps):
+            v.next_steps.append(
+                f"{DEPLOY_STEP}; keep the locked test set and gate new checkpoints with "
+                "`tunecheck run --fail-on iterate`"
+            )
     else:
         v.reasons.append(f"blind check{by}: {how}, the candidate was NOT preferred{note}")
         if v.decision == "DEPLOY":
             v.decision = "ITERATE"
             v.qualifiers = []
             v.summary = "the metrics say deploy but the blind check did not prefer the candidate"
-            v.next_steps = [s for s in v.next_steps if not s.startswith("deploy the candidate")]
+            v.next_steps = [s for s in v.next_steps if not s.startswith(DEPLOY_STEP)]
             v.next_steps.append(
                 "read the blind check's disagreements: the metric may reward something readers do not want"
             )

@@ -37,6 +37,7 @@ def test_blind_check_pending_is_not_yet_deploy(deploy_task):
     )
     assert exit_code(v, "iterate") == 1 and exit_code(v, "abandon") == 0
     assert v.model_dump()["label"] == "DEPLOY-pending-review"
+    assert not any(s.startswith("deploy the candidate") for s in v.next_steps)
     # a non-DEPLOY only records the state
     weak = final_verdict(
         [make_task(base_right=100, cand_right=104)], [], TH,
@@ -56,6 +57,7 @@ def test_completed_blind_check_satisfies_or_overturns(deploy_task):
         for r in v.reasons
     )
     assert not any("tunecheck review" in s for s in v.next_steps)
+    assert any(s.startswith("deploy the candidate") for s in v.next_steps)
     failed = mark_blind_check(result, examples=40, passed=False, method="judge:gpt")
     assert failed.verdict.decision == "ITERATE" and failed.verdict.blind_check.passed is False
     assert "fewer examples than the 60 asked" in failed.verdict.blind_check.note
