@@ -182,7 +182,7 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
             "best production prompt as a baseline"
         )
         step = (
-            "add a baseline contender with your best production prompt (system prompt and a few "
+            "add a baseline contender with your best production prompt (a system prompt and "
             "few-shot examples) and run again"
         )
         if step not in v.next_steps:
@@ -191,7 +191,7 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
             _mark(v, UNPROMPTED)
     if ctx.blind_check is not None:
         v = apply_blind_check(v, ctx.blind_check, run_id=ctx.run_id)
-    # the gate step for a DEPLOY belongs last, after the qualifiers' own steps
+    # a qualifier that turned the DEPLOY into ITERATE also withdraws decide()'s deploy step
     for i, step in enumerate(list(v.next_steps)):
         if step.startswith(DEPLOY_STEP) and v.decision != "DEPLOY":
             v.next_steps.pop(i)
