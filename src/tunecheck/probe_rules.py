@@ -55,7 +55,7 @@ def chance_level(probe: Probe) -> float | None:
 
     Multiple choice: the mean of 1/number of choices. Reasoning answers: 1/number of
     candidate words for word answers, 0 for numbers and lists. Free numbers: 0. IFEval and
-    other metrics: unknown (``None``; the floor check then uses 0).
+    other metrics: unknown (``None``; only a score of 0 is then the floor).
     """
     if not probe.examples:
         return None
@@ -96,7 +96,8 @@ def informativeness(
 ) -> Informativeness:
     """Floor: the base model is at or near chance, i.e. not above chance beyond noise
     (one-sided binomial test) or using less than :data:`NEAR_CHANCE` of the range between
-    chance and a perfect score; ceiling: both models score at least :data:`CEILING`.
+    chance and a perfect score; with an unknown chance level (``None``) only a score of 0.
+    Ceiling: both models score at least :data:`CEILING`.
 
     A small probe on a capable model is not uninformative: its drops are *inconclusive*
     (see :func:`gate`), with the probe size that would settle them.
@@ -117,7 +118,8 @@ def informativeness(
                 f"floor: the base model scores {base:.3f}, not above {shown} beyond noise "
                 f"(binomial p={p_above:.2f}, n={n}); a regression cannot show",
             )
-    if floor < 1.0 and (base - floor) / (1.0 - floor) < NEAR_CHANCE:
+    # an unknown chance level (None) is not assumed to be 0: only a score of 0 is the floor then
+    if chance is not None and floor < 1.0 and (base - floor) / (1.0 - floor) < NEAR_CHANCE:
         return Informativeness(
             False,
             f"floor: the base model scores {base:.3f}, near {shown} (less than "

@@ -136,7 +136,9 @@ def test_floor_and_ceiling_rules():
     # the example: 0.067 on 100 items is above a ~0.03 chance, but only 3.8% of the way
     near = informativeness(0.067, 0.05, 100, 0.03)
     assert not near.informative and "near chance level 0.030" in near.reason
-    assert not informativeness(0.05, 0.0, 300, None).informative  # a score of 0 as the floor
+    assert not informativeness(0.05, 0.0, 300, 0.0).informative  # free numbers: chance 0
+    assert informativeness(0.05, 0.0, 300, None).informative  # unknown chance: only 0 is a floor
+    assert not informativeness(0.0, 0.0, 300, None).informative
     assert informativeness(0.6, 0.5, 300, 0.25).informative
     assert informativeness(0.3, 0.2, 300, 0.0).informative
     # a small probe on a capable model is not uninformative: its drops are inconclusive
