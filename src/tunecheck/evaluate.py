@@ -14,16 +14,18 @@ from tunecheck.results import (
     ProbeResult,
     RunResult,
     TaskResult,
+    Verdict,
     adjust_probes,
     evaluate_task,
     probe_result,
 )
-from tunecheck.spec import ProbeSpec, Spec
+from tunecheck.spec import ProbeSpec, Spec, Thresholds
 from tunecheck.verdict import decide
 
 if TYPE_CHECKING:
     from tunecheck.runner import RunState
     from tunecheck.store import Store
+    from tunecheck.verdict_context import VerdictContext
 
 
 def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
@@ -59,6 +61,19 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
     return results
 
 
+def final_verdict(
+    tasks: Sequence[TaskResult],
+    probes: Sequence[ProbeResult],
+    thresholds: Thresholds,
+    context: VerdictContext | None = None,
+) -> Verdict:
+    """The verdict a run ends with: :func:`~tunecheck.verdict.decide` on the numbers, then
+    :func:`~tunecheck.verdict_context.qualify` with what the numbers cannot see."""
+    from tunecheck.verdict_context import VerdictContext, qualify
+
+    return qualify(decide(tasks, probes, thresholds), context or VerdictContext())
+
+
 def score_probes(
     spec: Spec,
     outcomes: Sequence[tuple[ProbeSpec, Any, Any]],
@@ -91,14 +106,35 @@ def assemble_result(
     *,
     store: Store | None = None,
     base_name: str = "base",
+    probes_run: bool | None = None,
+    no_probes_reason: str = "",
+    probe_pairing: str = "",
+    tasks: Sequence[TaskResult] | None = None,
 ) -> RunResult:
-    """Build (and store per-example scores of) the run's result with its verdict."""
-    tasks = score_tasks(spec, state)
+    """Build (and store per-example scores of) the run's result with its verdict.
+
+    ``tasks``: already scored tasks (k-fold runs pool them first); default: score ``state``.
+    """
+    from tunecheck.verdict_context import context_for, must_not_regress
+
+    tasks = list(tasks) if tasks is not None else score_tasks(spec, state)
+    for t_spec in spec.tasks:
+        for t in tasks:
+            if t.name == t_spec.name and t_spec.must_not_regress:
+                t.must_not_regress = must_not_regress(t, t_spec.must_not_regress)
     record_error_kinds(tasks, state)
     probes = score_probes(
         spec, probe_outcomes, base_name=base_name, finetuned_name=spec.candidate or "finetuned"
     )
-    verdict = decide(tasks, probes, spec.thresholds)
+    context = context_for(
+        spec,
+        tasks,
+        run_id=state.run_id,
+        probes_run=bool(probes) if probes_run is None else probes_run,
+        no_probes_reason=no_probes_reason,
+        probe_pairing=probe_pairing,
+    )
+    verdict = final_verdict(tasks, probes, spec.thresholds, context)
     errors = [
         f"{out.contender} on {out.task}: {out.errors} request(s) failed after retries (not scored)"
         for out in state.outputs.values()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
@@ -33,9 +33,11 @@ SCHEMA_VERSION = 1
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BlindCheck",
     "Comparison",
     "ContenderResult",
     "ExampleOutcome",
+    "FoldResult",
     "ProbeResult",
     "RunResult",
     "SliceResult",
@@ -140,6 +142,13 @@ class TaskResult(BaseModel):
         description="candidate vs each baseline, every metric: the gain at equal output length",
     )
     examples: list[ExampleOutcome] = Field(default_factory=list)
+    must_not_regress: list[Comparison] = Field(
+        default_factory=list,
+        description="primary metric on the task's must_not_regress slices; Holm across them only",
+    )
+    folds: list[FoldResult] = Field(
+        default_factory=list, description="k-fold runs: per-fold numbers (the rest is pooled)"
+    )
 
     def length_adjustment(
         self, metric: str | None = None, baseline: str | None = None
@@ -166,9 +175,13 @@ class ProbeResult(BaseModel):
     """Capability regression on one probe: the fine-tuned model vs the base model, paired.
 
     ``status`` comes from the point estimate of the relative change: a drop of at
-    most ``warn`` is ``ok``, up to ``fail`` a ``warning``, beyond that ``FAIL``.
-    ``significant`` says whether the change is beyond noise (``p_adjusted`` when the
-    probes were Holm-adjusted together, else ``p_value``, below alpha).
+    most ``warn`` is ``ok``, up to ``fail`` a ``warning``, beyond that ``FAIL``;
+    ``uninformative`` when the probe cannot show a regression of this model (floor or
+    ceiling, see ``note_uninformative``). ``significant`` says whether the change is
+    beyond noise (``p_adjusted`` when the probes were Holm-adjusted together, else
+    ``p_value``, below alpha). ``gate`` is the probe's role in the verdict
+    (:func:`tunecheck.probe_rules.gate`). The relative interval is a paired bootstrap of
+    the ratio, never below -100%; ``rel_ci_high`` null with ``rel_ci_low`` set: unbounded.
     """
 
     name: str
@@ -186,22 +199,74 @@ class ProbeResult(BaseModel):
     p_adjusted: float | None = None
     test: str
     significant: bool
-    status: Literal["ok", "warning", "FAIL"]
+    status: Literal["ok", "warning", "FAIL", "uninformative"]
     mde: float | None = None
     n_required: int | None = None
     note: str = ""
     base_name: str = "base"
     finetuned_name: str = "finetuned"
+    chance: float | None = Field(None, description="score of random guessing (null: unknown)")
+    note_uninformative: str = Field(
+        "", description="why the probe cannot show a regression of this model (floor/ceiling)"
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gate(self) -> str:
+        """pass / regression (blocks DEPLOY) / inconclusive / uninformative: see probe_rules."""
+        from tunecheck.probe_rules import gate
+
+        return gate(self)
+
+
+class BlindCheck(BaseModel):
+    """The blind comparison of candidate and baseline outputs that must precede a DEPLOY.
+
+    Filled in by a review or a judge through :func:`tunecheck.verdict_context.apply_blind_check`
+    (or :func:`tunecheck.blind_check.record_blind_check` on a stored run).
+    """
+
+    required: bool = True
+    n: int = Field(50, description="examples to compare blind")
+    done: bool = False
+    passed: bool | None = Field(None, description="did the blind check prefer the candidate")
+    examples: int | None = Field(None, description="examples actually compared")
+    method: str | None = Field(None, description="who compared: a person, or a judge's name")
+    note: str = ""
 
 
 class Verdict(BaseModel):
     """DEPLOY / ITERATE / ABANDON (or INCOMPLETE: too many failed requests to judge),
-    with the reasons (numbers included) and next steps."""
+    with the reasons (numbers included) and next steps.
+
+    ``pending_review``: the metrics say DEPLOY but the required blind check is not done
+    (*DEPLOY-pending-review*; ``--fail-on iterate`` treats it as not yet DEPLOY).
+    ``qualifiers`` mark a DEPLOY with what was not checked ("capabilities not checked",
+    "vs an unprompted baseline").
+    """
 
     decision: Literal["DEPLOY", "ITERATE", "ABANDON", "INCOMPLETE"]
     summary: str
     reasons: list[str]
     next_steps: list[str]
+    pending_review: bool = False
+    qualifiers: list[str] = Field(default_factory=list)
+    blind_check: BlindCheck | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        """The decision as shown: ``DEPLOY-pending-review`` while the blind check is missing."""
+        return f"{self.decision}-pending-review" if self.pending_review else self.decision
+
+
+class FoldResult(BaseModel):
+    """One fold of a k-fold run: the candidate vs the strongest baseline on that fold's test part."""
+
+    fold: int
+    n: int
+    values: dict[str, float | None] = Field(description="contender -> primary metric value")
+    comparison: Comparison
 
 
 class RunResult(BaseModel):
@@ -472,12 +537,14 @@ def probe_result(
     n_resamples: int = 10_000,
     base_name: str = "base",
     finetuned_name: str = "finetuned",
+    chance: float | None = None,
 ) -> ProbeResult:
     """Paired comparison of the fine-tuned and base model on one probe, with a status.
 
     ``base`` / ``finetuned``: :class:`MetricScores` or probe outcomes (``per_example``,
     ``example_ids``). Relative change = (finetuned - base) / base, on the examples both
     answered; the interval and p-value come from the same paired statistics as tasks.
+    ``chance`` (default: ``details["chance"]`` of the base outcome) feeds the floor check.
     """
     b = as_metric_scores(base, metric)
     f = as_metric_scores(finetuned, metric)
@@ -494,12 +561,10 @@ def probe_result(
         candidate_name=finetuned_name, baseline_name=base_name,
     )  # fmt: skip
     base_value = comp.baseline_value
-    rel = rel_lo = rel_hi = None
+    rel = None
     if base_value is not None and base_value > 0 and comp.delta is not None:
         rel = comp.delta / base_value
-        rel_lo = comp.ci_low / base_value if comp.ci_low is not None else None
-        rel_hi = comp.ci_high / base_value if comp.ci_high is not None else None
-    return ProbeResult(
+    result = ProbeResult(
         name=name,
         metric=metric,
         n=comp.n,
@@ -509,8 +574,6 @@ def probe_result(
         rel_change=rel,
         ci_low=comp.ci_low,
         ci_high=comp.ci_high,
-        rel_ci_low=rel_lo,
-        rel_ci_high=rel_hi,
         p_value=comp.p_value,
         test=comp.test,
         significant=comp.significant,
@@ -521,13 +584,29 @@ def probe_result(
         base_name=base_name,
         finetuned_name=finetuned_name,
     )
+    from tunecheck.probe_rules import finish_probe
+
+    if chance is None:
+        chance = _num((getattr(base, "details", None) or {}).get("chance"))
+    return finish_probe(
+        result, f, b, alpha=thresholds.alpha, n_resamples=n_resamples, seed=seed, chance=chance
+    )
 
 
 def adjust_probes(probes: Sequence[ProbeResult], alpha: float = 0.05) -> list[ProbeResult]:
-    """Holm-adjust the probes' p-values as one family; ``significant`` then uses ``p_adjusted``."""
+    """Holm-adjust the probes' p-values as one family; ``significant`` then uses ``p_adjusted``.
+
+    Uninformative probes (floor/ceiling) are left out of the family: they cannot show a
+    regression, so they must not dilute the power of the others.
+    """
     from tunecheck.stats import holm
 
-    adjusted = holm([p.p_value if p.p_value is not None else np.nan for p in probes])
+    adjusted = holm(
+        [
+            p.p_value if p.p_value is not None and p.status != "uninformative" else np.nan
+            for p in probes
+        ]
+    )
     out = []
     for probe, p_adj in zip(probes, adjusted, strict=True):
         p_adj = _num(p_adj)

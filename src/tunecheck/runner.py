@@ -302,6 +302,11 @@ def run(
     """Run a whole evaluation and store it. The public entry point behind ``tunecheck run``."""
     options = options or RunOptions()
     console = console or Console(stderr=True)
+    from tunecheck.kfold import fold_locks, run_kfold
+
+    locks = fold_locks(spec)
+    if locks is not None:  # a k-fold index lock: every fold, one pooled verdict
+        return run_kfold(spec, locks, options=options, spec_path=spec_path, console=console)
     start = time.perf_counter()
     store = open_store(options.store_url or spec.store)
     tasks = [
@@ -339,14 +344,26 @@ def run(
         for t in tasks:
             store.add_examples(run_id, t.spec.name, t.examples)
         check_guards(spec, models, tasks)
+        plan = plan_probes(spec, models, store, enabled=options.probes)
         with make_progress(console, enabled=options.show_progress) as progress:
             run_generation(state, spec, models, store, progress)
-            probe_outcomes = run_probes(spec, models, progress) if options.probes else []
+            probe_outcomes = run_probes(spec, models, progress, plan=plan) if plan.base else []
         # every request sent to a backend: generation, guards and probes (cache hits excluded)
         state.model_calls = sum(getattr(m, "calls", 0) for m in models.values())
+        if plan.base is not None:
+            state.model_calls += getattr(plan.base, "calls", 0) if plan.implicit else 0
         from tunecheck.evaluate import assemble_result
 
-        result = assemble_result(spec, state, probe_outcomes, store=store)
+        result = assemble_result(
+            spec,
+            state,
+            probe_outcomes,
+            store=store,
+            base_name=plan.base_name,
+            probes_run=bool(probe_outcomes),
+            no_probes_reason=plan.skip_reason,
+            probe_pairing=plan.pairing,
+        )
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted", error="interrupted by the user")
         raise TunecheckError(
@@ -359,7 +376,8 @@ def run(
         raise
     finally:
         heartbeat.stop()
-    verdict = getattr(getattr(result, "verdict", None), "decision", None)
+    # DEPLOY-pending-review is stored as such: a DEPLOY that still needs its blind check
+    verdict = getattr(getattr(result, "verdict", None), "label", None)
     store.finish_run(
         run_id,
         status="completed",
@@ -375,32 +393,138 @@ def run(
     )
 
 
-def probe_models(spec: Spec, models: dict[str, Model]) -> tuple[Model, Model] | None:
-    """(base, fine-tuned) for capability probes: the candidate vs the first baseline on other weights."""
-    cand = models[_model_key(spec.candidate_spec)]
+@dataclass
+class ProbePlan:
+    """Which models the probes compare, or why no probe runs (stated in the verdict)."""
+
+    base: Model | None = None
+    candidate: Model | None = None
+    base_name: str = "base"
+    pairing: str = ""
+    skip_reason: str = ""
+    implicit: bool = False
+    #: k-fold runs: per-fold candidates, each answering its own share of every probe
+    fold_candidates: list[Model] = field(default_factory=list)
+
+
+def strip_adapter(ref: str) -> str | None:
+    """``hf:base+adapter=path`` -> ``hf:base`` (the base model of an adapter reference), else None."""
+    backend, sep, target = ref.partition(":")
+    head = target if sep else ref
+    parts = head.split("+")
+    kept = [p for p in parts[1:] if not p.startswith("adapter=")]
+    if len(kept) == len(parts) - 1:
+        return None
+    stripped = "+".join([parts[0], *kept])
+    return f"{backend}:{stripped}" if sep else stripped
+
+
+def plan_probes(
+    spec: Spec, models: dict[str, Model], store: Store | None = None, *, enabled: bool = True
+) -> ProbePlan:
+    """Pair the candidate with the ``probe_baseline`` contender (default: its base model
+    without adapter) for the capability probes."""
+    from tunecheck.models import split_model_ref
+
+    cand_spec = spec.candidate_spec
+    if not enabled:
+        return ProbePlan(skip_reason="--no-probes")
+    if spec.probes is not None and not spec.probes:
+        return ProbePlan(skip_reason="`probes: []` in the spec")
+    if split_model_ref(cand_spec.model)[0] == "hf-classifier":
+        return ProbePlan(
+            skip_reason="the candidate is a classifier: capability probes need a generative model"
+        )
+    cand = models[_model_key(cand_spec)]
+    by_name = {c.name: c for c in spec.contenders}
+    if spec.probe_baseline:
+        chosen = by_name[spec.probe_baseline]
+        return ProbePlan(
+            models[_model_key(chosen)],
+            cand,
+            chosen.name,
+            f"capability probes compare {cand_spec.name!r} with {chosen.name!r} (probe_baseline)",
+        )
+    base_ref = strip_adapter(cand_spec.model)
+    if base_ref is not None:
+        for b in spec.baselines:
+            if b.model == base_ref and b.options == cand_spec.options:
+                return ProbePlan(
+                    models[_model_key(b)],
+                    cand,
+                    b.name,
+                    f"capability probes compare {cand_spec.name!r} with {b.name!r}, its base model "
+                    "without adapter",
+                )
+        from tunecheck.models import load_model
+        from tunecheck.models.cache import CachedModel
+
+        base = load_model(base_ref, lazy=True, **cand_spec.options)
+        if store is not None:
+            base = CachedModel(base, store)
+        return ProbePlan(
+            base,
+            cand,
+            "base (no adapter)",
+            f"capability probes compare {cand_spec.name!r} with its base model without adapter "
+            f"({base_ref}; no contender runs it)",
+            implicit=True,
+        )
     for b in spec.baselines:
         base = models[_model_key(b)]
         if base.fingerprint != cand.fingerprint:
-            return base, cand
-    return None
+            return ProbePlan(
+                base,
+                cand,
+                b.name,
+                f"capability probes compare {cand_spec.name!r} with {b.name!r}, the first baseline "
+                "on other weights (set `probe_baseline` to name the base model explicitly)",
+            )
+    return ProbePlan(
+        skip_reason="every baseline shares the candidate's weights (a prompt-only comparison)"
+    )
 
 
-def run_probes(spec: Spec, models: dict[str, Model], progress: Progress) -> list[Any]:
-    """Run every probe on the base and the fine-tuned model; returns (spec, base, ft) outcomes."""
+def probe_models(spec: Spec, models: dict[str, Model]) -> tuple[Model, Model] | None:
+    """(base, fine-tuned) for capability probes, as :func:`plan_probes` pairs them."""
+    plan = plan_probes(spec, models)
+    if plan.base is None or plan.candidate is None:
+        return None
+    return plan.base, plan.candidate
+
+
+def run_probes(
+    spec: Spec, models: dict[str, Model], progress: Progress, *, plan: ProbePlan | None = None
+) -> list[Any]:
+    """Run every probe on the base and the fine-tuned model; returns (spec, base, ft) outcomes.
+
+    With ``plan.fold_candidates`` (k-fold runs) fold model *i* answers the *i*-th of K
+    disjoint shares of each probe, so every probe item is still answered once per side.
+    """
+    from tunecheck.probe_rules import chance_level
     from tunecheck.probes import build_probe, run_probe
 
-    pair = probe_models(spec, models)
-    if pair is None:
+    plan = plan or plan_probes(spec, models)
+    if plan.base is None or plan.candidate is None:
         return []
-    base, cand = pair
     outcomes = []
     for probe_spec in spec.probe_specs():
         probe = build_probe(probe_spec, seed=spec.seed)
-        results = []
-        for label, model in (("base", base), ("fine-tuned", cand)):
-            with progress_task(
-                progress, f"probe {probe_spec.name} · {label}", len(probe.examples)
-            ) as advance:
-                results.append(run_probe(probe, model, progress=advance))
-        outcomes.append((probe_spec, results[0], results[1]))
+        chance = chance_level(probe)
+        with progress_task(
+            progress, f"probe {probe_spec.name} · {plan.base_name}", len(probe.examples)
+        ) as advance:
+            base_out = run_probe(probe, plan.base, progress=advance)
+        with progress_task(
+            progress, f"probe {probe_spec.name} · {spec.candidate}", len(probe.examples)
+        ) as advance:
+            if plan.fold_candidates:
+                from tunecheck.kfold import run_probe_by_fold
+
+                ft_out = run_probe_by_fold(probe, plan.fold_candidates, progress=advance)
+            else:
+                ft_out = run_probe(probe, plan.candidate, progress=advance)
+        for out in (base_out, ft_out):
+            out.details["chance"] = chance
+        outcomes.append((probe_spec, base_out, ft_out))
     return outcomes

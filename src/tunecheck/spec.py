@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunecheck.errors import SpecError
+from tunecheck.probe_rules import DEFAULT_PROBE_N
 from tunecheck.prompts import FewShot, Prompt
 
 
@@ -129,6 +130,14 @@ class TaskSpec(_Strict):
     limit: int | None = Field(None, ge=1)
     allow_overlap: bool = False
     near_duplicate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    require_blind_check: bool | None = Field(
+        None,
+        description="blind comparison before DEPLOY; default: true unless every metric is exact",
+    )
+    blind_check_examples: int = Field(50, ge=1, description="examples the blind check compares")
+    must_not_regress: list[str] = Field(
+        default_factory=list, description="slices on which a significant drop blocks DEPLOY"
+    )
     code: CodeSpec | None = None
 
     @model_validator(mode="before")
@@ -186,7 +195,7 @@ class ProbeSpec(_Strict):
     builtin: str | None = None
     path: str | None = None
     format: str | None = None
-    n: int = Field(100, ge=1)
+    n: int = Field(DEFAULT_PROBE_N, ge=1)
     mode: Literal["auto", "loglikelihood", "generate"] = "auto"
     metric: str | None = None
     fields: FieldMap | None = None
@@ -243,6 +252,11 @@ class Spec(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     bootstrap: int = Field(10_000, ge=100)
     guard_examples: int = Field(4, ge=0)
+    probe_baseline: str | None = Field(
+        None,
+        description="contender the probes compare the candidate with (default: the base model "
+        "without adapter)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +288,16 @@ class Spec(_Strict):
             raise ValueError(
                 f"candidate {self.candidate!r} is not a contender{hint}; contenders: {names}"
             )
+        if self.probe_baseline is not None:
+            if self.probe_baseline not in names:
+                close = difflib.get_close_matches(self.probe_baseline, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"probe_baseline {self.probe_baseline!r} is not a contender{hint}; "
+                    f"contenders: {names}"
+                )
+            if self.probe_baseline == self.candidate:
+                raise ValueError("probe_baseline must be another contender than the candidate")
         return self
 
     @model_validator(mode="after")

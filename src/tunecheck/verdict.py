@@ -7,20 +7,23 @@ as ``ter`` a negative delta is a gain):
 * **real gain**: the paired test is significant (p < alpha), the delta is positive
   and the bootstrap interval lies above 0.
 * **DEPLOY**: a real gain of at least ``thresholds.min_gain`` on every task, and
-  every probe ``ok`` (relative drop at most ``thresholds.warn``).
+  no probe regression (:mod:`tunecheck.probe_rules`: a drop past ``thresholds.warn``
+  that is significant after Holm across the informative probes).
+* **ITERATE**: a real gain but a probe regression (catastrophic
 * **length**: a real gain that is not significant at equal output length (the
   paired length regression, :mod:`tunecheck.length`) is "explained by longer
   outputs": ITERATE, never DEPLOY on that metric alone.
-* **ITERATE**: a real gain but a probe past the warning threshold (catastrophic
   forgetting: lower the learning rate, fewer epochs, mix general data, LoRA); or a
   positive gain that is not yet significant while the interval still allows a
   useful one (more test data needed, with the number of examples).
 * **ABANDON**: the candidate does not beat the prompted baseline (delta <= 0), or
   the interval rules out a useful gain: improve prompting or add retrieval instead.
 
-A probe drop past a threshold that is *not* significant still blocks DEPLOY (the
-regression cannot be ruled out) and is reported as inconclusive with the probe size
-needed to settle it. Several tasks: the most severe decision wins.
+A probe drop past ``warn`` that is *not* significant does not block; it is reported as
+inconclusive with the probe size needed to settle it. Probes at the floor or ceiling
+are uninformative and never block. Several tasks: the most severe decision wins.
+:func:`tunecheck.verdict_context.qualify` then adds what the numbers cannot see
+(blind check, weak baseline, unchecked capabilities, must-not-regress slices).
 """
 
 from __future__ import annotations
@@ -144,14 +147,17 @@ def _task_decision(task: TaskResult, thresholds: Thresholds) -> tuple[Decision, 
     return "ABANDON", reason + tail, list(ABANDON_STEPS)
 
 
-def _probe_reason(p: ProbeResult) -> str:
-    base = f"{p.base:.3f}" if p.base is not None else "n/a"
-    ft = f"{p.finetuned:.3f}" if p.finetuned is not None else "n/a"
-    p_show = p.p_adjusted if p.p_adjusted is not None else p.p_value
-    text = f"{p.name} probe {p.metric} {fmt_pct(p.rel_change)} ({p.status}; {base} -> {ft}, {fmt_p(p_show)}, n={p.n})"
-    if p.status != "ok" and not p.significant:
-        text += ": inconclusive, the drop is within noise"
-    return text
+def _probe_summary(probes: Sequence[ProbeResult]) -> str:
+    from tunecheck.probe_rules import gate
+
+    if not probes:
+        return "no capability probes were run"
+    gates = [gate(p) for p in probes]
+    if all(g == "uninformative" for g in gates):
+        return "no probe could show a regression of this model (all uninformative)"
+    if "inconclusive" in gates:
+        return "no capability regression beyond noise (some drops inconclusive)"
+    return "breaks nothing measured"
 
 
 def decide(
@@ -188,26 +194,24 @@ def decide(
                 steps.append("check that the fine-tuned weights / adapter are really loaded")
 
     reasons.extend(dropped_reasons(task_list))
-    regressed = [p for p in probes if p.status != "ok"]
-    reasons.extend(_probe_reason(p) for p in probes)
+    from tunecheck.probe_rules import gate, inconclusive_steps, probe_line
+
+    regressed = [p for p in probes if gate(p) == "regression"]
+    reasons.extend(probe_line(p) for p in probes)
     if regressed:
         if decision == "DEPLOY":
             decision = "ITERATE"
         if decision == "ITERATE":
             steps.extend(s for s in FORGETTING_STEPS if s not in steps)
-        for p in regressed:
-            if not p.significant and p.n_required:
-                steps.append(
-                    f"run the {p.name} probe on about {p.n_required} examples (now {p.n}) "
-                    f"to confirm or rule out the {fmt_pct(p.rel_change)} drop"
-                )
+    steps.extend(s for s in inconclusive_steps(probes) if s not in steps)
     if decision == "DEPLOY":
         steps.append(
             "deploy the candidate; keep the locked test set and gate new checkpoints with "
             "`tunecheck run --fail-on iterate`"
         )
     summary = {
-        "DEPLOY": "the fine-tune beats the strongest baseline beyond noise and breaks nothing measured",
+        "DEPLOY": "the fine-tune beats the strongest baseline beyond noise and "
+        + _probe_summary(probes),
         "ITERATE": "promising but not ready: "
         + ("a capability regressed" if regressed else "the evidence is not yet conclusive"),
         "ABANDON": "fine-tuning did not beat the prompted base model",
@@ -231,8 +235,9 @@ def decide(
 
 
 def exit_code(verdict: Verdict | None, fail_on: str = "never") -> int:
-    """CI exit status: ``iterate`` fails unless DEPLOY, ``abandon`` on ABANDON (and both on
-    INCOMPLETE: a run without a verdict never passes a gate)."""
+    """CI exit status: ``iterate`` fails unless DEPLOY (DEPLOY-pending-review is not yet
+    DEPLOY), ``abandon`` on ABANDON (and both on INCOMPLETE: a run without a verdict never
+    passes a gate)."""
     if fail_on not in ("iterate", "abandon", "never"):
         raise ValueError(f"fail_on must be iterate, abandon or never, not {fail_on!r}")
     if fail_on == "never":
@@ -240,5 +245,5 @@ def exit_code(verdict: Verdict | None, fail_on: str = "never") -> int:
     if verdict is None:
         return 1
     if fail_on == "iterate":
-        return 0 if verdict.decision == "DEPLOY" else 1
+        return 0 if verdict.decision == "DEPLOY" and not verdict.pending_review else 1
     return 1 if verdict.decision in ("ABANDON", "INCOMPLETE") else 0

@@ -122,13 +122,15 @@ def test_gain_with_a_17_percent_probe_regression_iterates(deploy_case):
         assert advice in steps
 
 
-def test_an_unconfirmed_probe_drop_blocks_deploy_and_asks_for_more_probe_data(deploy_case):
+def test_an_unconfirmed_probe_drop_is_inconclusive_and_asks_for_more_probe_data(deploy_case):
+    # issue 13: blocking on a noisy point estimate made ~40% of harmless fine-tunes ITERATE;
+    # a drop that cannot be told from noise is stated, with the probe size that would settle it
     task, _ = deploy_case
     probe = _probe("tiny", 10, 8, n=20)  # -20% on 20 examples: past FAIL, not significant
-    assert probe.status == "FAIL" and not probe.significant
+    assert probe.status == "FAIL" and not probe.significant and probe.gate == "inconclusive"
     v = decide(task, [probe], TH)
-    assert v.decision == "ITERATE"
-    assert any("inconclusive" in r for r in v.reasons)
+    assert v.decision == "DEPLOY" and "inconclusive" in v.summary
+    assert any("inconclusive" in r and "items would settle it" in r for r in v.reasons)
     assert any("run the tiny probe on about" in s for s in v.next_steps)
 
 

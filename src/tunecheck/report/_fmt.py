@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunecheck.results import TaskResult
+from tunecheck.results import ProbeResult, TaskResult, Verdict
 from tunecheck.stats import Comparison
 
 
@@ -25,9 +25,23 @@ def pct(x: float | None) -> str:
 
 
 def ci_pct(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
+    """A relative interval; an upper bound of ``None`` under a known lower bound is unbounded."""
+    if lo is None:
         return "n/a"
-    return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
+    return f"[{lo * 100:+.1f}, {'+inf' if hi is None else f'{hi * 100:+.1f}'}]"
+
+
+def probe_status(p: ProbeResult) -> str:
+    """``FAIL (regression)``, ``warning (inconclusive)``, ``ok``, ``uninformative``."""
+    if p.gate in ("regression", "inconclusive"):
+        return f"{p.status} ({p.gate})"
+    return p.status
+
+
+def verdict_title(v: Verdict) -> str:
+    """``DEPLOY-pending-review``, or ``DEPLOY (capabilities not checked)``."""
+    marks = f" ({'; '.join(v.qualifiers)})" if v.qualifiers else ""
+    return v.label + marks
 
 
 def pval(p: float | None) -> str:

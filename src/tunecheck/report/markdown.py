@@ -17,7 +17,8 @@ def render_markdown(result: RunResult) -> str:
     lines: list[str] = []
     v = result.verdict
     if v is not None:
-        lines += [f"## tunecheck: {ICONS[v.decision]} {v.decision}", "", f"**{v.summary}**", ""]
+        icon = "🟡" if v.pending_review else ICONS[v.decision]
+        lines += [f"## tunecheck: {icon} {_fmt.verdict_title(v)}", "", f"**{v.summary}**", ""]
     else:
         lines += ["## tunecheck: no verdict", ""]
     meta = [f"run `{result.run_id}`"]
@@ -86,6 +87,18 @@ def render_markdown(result: RunResult) -> str:
                     f"{_fmt.ci_pts(c.ci_low, c.ci_high)} | {_fmt.pval(c.p_adjusted)} |"
                 )
             lines += ["", "</details>"]
+        if task.folds:
+            lines += [
+                "| fold | n | candidate | baseline | Δ (pts) | 95% CI | p |",
+                "|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            for f in task.folds:
+                c = f.comparison
+                lines.append(
+                    f"| {f.fold} | {f.n} | {_fmt.value(c.candidate_value)} | "
+                    f"{_fmt.value(c.baseline_value)} | {_fmt.pts(c.delta)} | "
+                    f"{_fmt.ci_pts(c.ci_low, c.ci_high)} | {_fmt.pval(c.p_value)} |"
+                )
         lines.append("")
 
     if result.probes:
@@ -96,7 +109,9 @@ def render_markdown(result: RunResult) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
         for p in result.probes:
-            status = f"**{p.status}**" if p.status != "ok" else p.status
+            status = (
+                f"**{_fmt.probe_status(p)}**" if p.gate == "regression" else _fmt.probe_status(p)
+            )
             lines.append(
                 f"| {_cell(p.name)} | {p.metric} | {p.n} | {_fmt.value(p.base)} | {_fmt.value(p.finetuned)} | "
                 f"{_fmt.pts(p.abs_change)} | {_fmt.pct(p.rel_change)} | "
@@ -104,6 +119,12 @@ def render_markdown(result: RunResult) -> str:
                 f"{_fmt.pval(p.p_adjusted if p.p_adjusted is not None else p.p_value)} | {status} | "
                 f"{_fmt.mde_pts(p.mde)} |"
             )
+        lines.append("")
+        lines += [
+            f"- `{p.name}` is uninformative for this model: {_cell(p.note_uninformative)}"
+            for p in result.probes
+            if p.status == "uninformative"
+        ]
         lines.append("")
 
     if v is not None:

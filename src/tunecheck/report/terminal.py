@@ -15,7 +15,7 @@ COLOURS = {
     "ABANDON": "bold red",
     "INCOMPLETE": "bold magenta",
 }
-STATUS = {"ok": "green", "warning": "yellow", "FAIL": "bold red"}
+STATUS = {"ok": "green", "warning": "yellow", "FAIL": "bold red", "uninformative": "dim"}
 
 
 def _task_table(task: TaskResult) -> Table:
@@ -101,8 +101,9 @@ def _length_table(task: TaskResult) -> Table | None:
 
 
 def _probe_table(result: RunResult) -> Table:
+    base = result.probes[0].base_name if result.probes else "base"
     table = Table(
-        title="capability probes: fine-tuned vs base",
+        title=f"capability probes: fine-tuned vs {base}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -122,8 +123,31 @@ def _probe_table(result: RunResult) -> Table:
             _fmt.pts(p.abs_change),
             f"{_fmt.pct(p.rel_change)} {_fmt.ci_pct(p.rel_ci_low, p.rel_ci_high)}",
             _fmt.pval(p.p_adjusted if p.p_adjusted is not None else p.p_value),
-            f"[{colour}]{p.status}[/]",
+            f"[{colour}]{_fmt.probe_status(p)}[/]",
             "n/a" if p.mde is None else f"{p.mde * 100:.1f}",
+        )
+    return table
+
+
+def _fold_table(task: TaskResult) -> Table:
+    table = Table(
+        title=f"folds: {task.candidate} vs {task.strongest_baseline} per fold (the verdict uses the pooled numbers)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("fold", justify="right")
+    for col in ("n", "cand.", "base.", "Δ pts [95% CI]", "p"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for f in task.folds:
+        c = f.comparison
+        table.add_row(
+            str(f.fold),
+            str(f.n),
+            _fmt.value(c.candidate_value),
+            _fmt.value(c.baseline_value),
+            f"{_fmt.pts(c.delta)} {_fmt.ci_pts(c.ci_low, c.ci_high)}",
+            _fmt.pval(c.p_value),
         )
     return table
 
@@ -145,16 +169,28 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
         slices = _slice_table(task)
         if slices is not None:
             console.print(slices)
+        if task.folds:
+            console.print(_fold_table(task))
     if result.probes:
         console.print(_probe_table(result))
+        for p in result.probes:
+            if p.status == "uninformative":
+                console.print(
+                    f"  [dim]{p.name}: uninformative for this model: {p.note_uninformative}[/]",
+                    highlight=False,
+                )
     for err in result.errors:
         console.print(f"[red]error:[/] {err}", highlight=False)
     verdict = result.verdict
     if verdict is None:
         console.print("[dim]no verdict[/]")
         return
-    colour = COLOURS[verdict.decision]
-    console.print(f"\n[{colour}]{verdict.decision}[/] — {verdict.summary}", highlight=False)
+    colour = "bold yellow" if verdict.pending_review else COLOURS[verdict.decision]
+    console.print(
+        f"\n[{colour}]{_fmt.verdict_title(verdict)}[/] — {verdict.summary}",
+        highlight=False,
+        markup=True,
+    )
     for reason in verdict.reasons:
         console.print(f"  • {reason}", highlight=False, markup=False)
     if verdict.next_steps:
