@@ -110,6 +110,40 @@ def test_review_lifecycle_orientation_and_status(fresh_run) -> None:
     assert json.loads(out.stdout)[0]["win"]["wins"] == 8
 
 
+@pytest.mark.parametrize(("prefer", "label"), [("candidate", "DEPLOY"), ("baseline", "ITERATE")])
+def test_a_completed_review_settles_the_pending_blind_check(tmp_path, prefer, label) -> None:
+    from viewer_fixtures import make_run
+
+    from tunecheck.viewer.data import load_run
+
+    run = make_run(tmp_path, n=120, blind_check=True)
+    store = open_store(run.store_url)
+    assert store.get_run(run.run_id)["verdict"] == "DEPLOY-pending-review"
+    created = create_review(store, run.run_id, n=10, reviewers=1, seed=1)
+    task = run.result.tasks[0]
+    view = load_run(store, run.run_id).task()
+    cand_out = {view.inputs[e.id]: e.outputs[task.candidate] for e in view.examples}
+    reviewer = authenticate(store, created.reviewers[0].token)
+    _, items = reviewer_items(store, reviewer)
+    for k, it in enumerate(items):
+        cand_is_a = it.a == cand_out[it.input]
+        record_label(
+            store, reviewer, it.position, "A" if cand_is_a == (prefer == "candidate") else "B"
+        )
+        stored = store.get_run(run.run_id)
+        # the verdict changes only when the last item is judged
+        expected = label if k == len(items) - 1 else "DEPLOY-pending-review"
+        assert stored["verdict"] == expected
+    verdict = stored["result"]["verdict"]
+    assert verdict["blind_check"]["done"] and verdict["blind_check"]["examples"] == 10
+    assert verdict["blind_check"]["passed"] == (prefer == "candidate")
+    status = blind_check_status(store, run.run_id)  # a 0% win rate is "against", not unknown
+    assert (status.favours_candidate, status.against_candidate) == (
+        prefer == "candidate",
+        prefer == "baseline",
+    )
+
+
 def test_review_refusals(fresh_run) -> None:
     store = open_store(fresh_run.store_url)
     with pytest.raises(ReviewError, match="not a baseline"):

@@ -39,6 +39,7 @@ task:
   fields: {{slices: kind}}
   parser: {{type: json}}
   metrics: [json_exact_match, field_accuracy]
+  require_blind_check: {blind}
 probes: []
 """
 
@@ -51,7 +52,9 @@ class ScriptedRun:
     result: object
 
 
-def make_run(root: Path, n: int = 200, candidate: str = "tuned") -> ScriptedRun:
+def make_run(
+    root: Path, n: int = 200, candidate: str = "tuned", blind_check: bool = False
+) -> ScriptedRun:
     import os
 
     from tunecheck.data import split_dataset
@@ -78,7 +81,9 @@ def make_run(root: Path, n: int = 200, candidate: str = "tuned") -> ScriptedRun:
     answers = root / "answers.json"
     answers.write_text(json.dumps({r["input"]: r["reference"] for r in rows}))
     os.environ["TUNECHECK_SCRIPT"] = str(answers)
-    (root / "tunecheck.yaml").write_text(SPEC.format(candidate=candidate))
+    (root / "tunecheck.yaml").write_text(
+        SPEC.format(candidate=candidate, blind=str(blind_check).lower())
+    )
     store_url = f"sqlite:///{root / 'store.db'}"
     outcome = run(
         load_spec(root / "tunecheck.yaml"),

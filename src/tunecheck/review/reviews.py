@@ -304,10 +304,43 @@ def record_label(
         raise ReviewError(f"unknown choice {choice!r}", hint=f"use one of {CHOICES}")
     comment = (comment or "")[:2000]
     try:
-        return _write_label(store, reviewer, position, choice, comment)
+        winner = _write_label(store, reviewer, position, choice, comment)
     except IntegrityError:
         # the same item judged twice at once (two tabs): the other write won; write ours again
-        return _write_label(store, reviewer, position, choice, comment)
+        winner = _write_label(store, reviewer, position, choice, comment)
+    apply_completed_review(store, reviewer.review_id)
+    return winner
+
+
+def apply_completed_review(store: Store, review_id: str, alpha: float = 0.05) -> bool:
+    """Once every reviewer has judged every item, the run's verdict records the blind check.
+
+    The check passes unless the people significantly prefer the baseline (two-sided sign
+    test at ``alpha``): a DEPLOY-pending-review then becomes DEPLOY, a failed check turns the
+    DEPLOY into ITERATE (:func:`tunecheck.blind_check.record_blind_check`). Returns whether
+    the review was complete. A run without a stored result (still running) is left alone.
+    """
+    from tunecheck.blind_check import record_blind_check
+
+    summary = summarize(store, review_id, confidence=1 - alpha)
+    if not summary.completed:
+        return False
+    if not store.get_run(summary.run_id).get("result"):
+        return True
+    w = summary.win
+    against = (
+        w.p_value is not None and w.p_value < alpha and w.win_rate is not None and w.win_rate < 0.5
+    )
+    record_blind_check(
+        store,
+        summary.run_id,
+        examples=summary.n_items,
+        passed=not against,
+        method=f"blind review by {len(summary.reviewers)} reviewer(s)",
+        note=f"candidate won {w.wins}, lost {w.losses}, tied {w.ties}"
+        + (f" (p = {w.p_value:.3g})" if w.p_value is not None else ""),
+    )
+    return True
 
 
 def _write_label(
@@ -459,8 +492,8 @@ def blind_check_status(store: Store, run_id: str, alpha: float = 0.05) -> BlindC
         n_judged=w.n_items, wins=w.wins, losses=w.losses, ties=w.ties, win_rate=w.win_rate,
         ci_low=w.ci_low, ci_high=w.ci_high, p_value=w.p_value,
         kappa=summary.agreement.kappa if summary.agreement else None,
-        favours_candidate=summary.completed and significant and (w.win_rate or 0) > 0.5,
-        against_candidate=summary.completed and significant and (w.win_rate or 1) < 0.5,
+        favours_candidate=summary.completed and significant and w.win_rate is not None and w.win_rate > 0.5,
+        against_candidate=summary.completed and significant and w.win_rate is not None and w.win_rate < 0.5,
     )  # fmt: skip
 
 
