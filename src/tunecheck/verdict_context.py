@@ -143,7 +143,8 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
     for task_name, comps in ctx.must_not_regress.items():
         for c in comps:
             p = c.p_adjusted if c.p_adjusted is not None else c.p_value
-            dropped = c.delta is not None and c.delta < 0 and p is not None and p < ctx.alpha
+            gain = c.improvement()[0]  # oriented by the metric's direction (ter: lower is better)
+            dropped = gain is not None and gain < 0 and p is not None and p < ctx.alpha
             line = (
                 f"must-not-regress slice {c.slice!r} of task {task_name!r}: {c.metric} "
                 f"{fmt_pts(c.delta)} {fmt_ci(c.ci_low, c.ci_high)}, {fmt_p(p)} (Holm across "

@@ -192,6 +192,18 @@ def test_must_not_regress_blocks_with_holm_across_listed_slices():
         must_not_regress(task, ["vipp"])
 
 
+def test_must_not_regress_follows_the_metric_direction():
+    """A fall of a lower-is-better metric on a listed slice is a gain: it must not block."""
+    task = _sliced_task()
+    guarded = must_not_regress(task, ["vip", "faq"])
+    flipped = [c.model_copy(update={"higher_is_better": False}) for c in guarded]
+    vip = next(c for c in flipped if c.slice == "vip")
+    assert vip.delta < 0 and vip.p_adjusted < 0.05 and vip.improvement()[0] > 0
+    v = final_verdict([task], [], TH, VerdictContext(must_not_regress={"task": flipped}))
+    assert not any("slice 'vip'" in r and "blocked" in r for r in v.reasons)
+    assert any("slice 'vip'" in r and "no significant drop" in r for r in v.reasons)
+
+
 def test_a_run_reads_must_not_regress_and_states_its_context_end_to_end():
     """``assemble_result`` (the run's last step) with must_not_regress, a weak baseline, no probes."""
     from tunecheck.evaluate import assemble_result
