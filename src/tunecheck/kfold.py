@@ -175,6 +175,10 @@ def run_kfold(
         overrides={"allow_overlap": True} if options.allow_overlap else None,
         run_id=options.run_id,
     )
+    from tunecheck.store.liveness import Heartbeat
+
+    # a sign of life for other processes: a run whose heartbeat stops is marked interrupted
+    heartbeat = Heartbeat(lambda: store.heartbeat(run_id)).start()
     try:
         models: dict[str, Model] = {}
         fold_models: list[dict[str, Model]] = []
@@ -263,12 +267,15 @@ def run_kfold(
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted", error="interrupted by the user")
         raise TunecheckError(
-            "interrupted; every finished generation is stored",
-            hint="run the same command again to resume: cached generations are reused",
+            "interrupted; every answer received so far is stored "
+            "(requests in flight and a local model's unfinished batch are not)",
+            hint="run the same command again to resume: only what is missing is generated",
         ) from None
     except BaseException as err:
         store.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        heartbeat.stop()
     store.finish_run(
         run_id,
         status="completed",
