@@ -295,8 +295,17 @@ def finish_probe(
     if result.rel_change is not None:
         lo, hi = relative_interval(f, b, alpha=alpha, n_resamples=n_resamples, seed=seed)
         update.update(rel_ci_low=lo, rel_ci_high=hi)
-    info = informativeness(
-        result.base, result.finetuned, result.n, chance, alpha=alpha, binary=f.kind == "binary"
+    # floor and ceiling are points of a higher-is-better score in [0, 1] (accuracy, a pass
+    # rate); a length, an error count or a lower-is-better rate has neither
+    bounded = getattr(f, "higher_is_better", True) and all(
+        v is None or 0.0 <= v <= 1.0 for v in (result.base, result.finetuned)
+    )
+    info = (
+        informativeness(
+            result.base, result.finetuned, result.n, chance, alpha=alpha, binary=f.kind == "binary"
+        )
+        if bounded
+        else Informativeness(True)
     )
     if not info.informative:
         update.update(status="uninformative", note_uninformative=info.reason)
