@@ -11,15 +11,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURE_DATA = Path(__file__).resolve().parent / "data" / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``: real public data sets (read in place, never copied)."""
-    if not SHARED_DATA.exists():
-        pytest.fail(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def fixture_data() -> Path:
+    """``tests/data/fixtures``: small subsets of real public data sets, committed with the tests
+    (origin, licence and how each was sampled: ``tests/data/SOURCES.md``)."""
+    return FIXTURE_DATA
 
 
 @pytest.fixture(scope="session")

@@ -75,8 +75,8 @@ def _naive(
 
 
 @pytest.fixture(scope="module")
-def banking(shared_data: Path) -> tuple[list[Example], list[Example]]:
-    tasks = shared_data / "tasks"
+def banking(fixture_data: Path) -> tuple[list[Example], list[Example]]:
+    tasks = fixture_data / "tasks"
     return load_examples(tasks / "banking77_train.csv", FIELDS), load_examples(
         tasks / "banking77_test.csv", FIELDS
     )
@@ -87,13 +87,13 @@ def _csv_ids(path: Path) -> dict[str, str]:
         return {r["text"]: content_id(r) for r in csv.DictReader(f)}
 
 
-def test_banking77_train_vs_test(banking, shared_data: Path) -> None:
+def test_banking77_train_vs_test(banking, fixture_data: Path) -> None:
     train, test = banking
     overlaps = find_contamination(train, test)
     kinds = Counter(o.kind for o in overlaps)
     assert kinds == {"exact": 25, "near": 9}
-    train_ids = _csv_ids(shared_data / "tasks" / "banking77_train.csv")
-    test_ids = _csv_ids(shared_data / "tasks" / "banking77_test.csv")
+    train_ids = _csv_ids(fixture_data / "tasks" / "banking77_train.csv")
+    test_ids = _csv_ids(fixture_data / "tasks" / "banking77_test.csv")
     found = {(o.test_id, o.other_id): o for o in overlaps}
     # pairs checked by reading both files: (test text, train text, kind, score)
     expected = [

@@ -157,16 +157,16 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
 }
 
 
-def _ids_in_file(shared_data) -> set[str]:
+def _ids_in_file(fixture_data) -> set[str]:
     ids: set[str] = set()
-    with (shared_data / "probes" / "ifeval_input_data.jsonl").open() as fh:
+    with (fixture_data / "probes" / "ifeval_input_data.jsonl").open() as fh:
         for line in fh:
             ids.update(json.loads(line)["instruction_id_list"])
     return ids
 
 
-def test_every_instruction_id_in_the_real_file_is_supported_and_covered(shared_data):
-    ids = _ids_in_file(shared_data)
+def test_every_instruction_id_in_the_real_file_is_supported_and_covered(fixture_data):
+    ids = _ids_in_file(fixture_data)
     assert len(ids) >= 25
     assert ids <= set(ifeval.checkers.names()), ids - set(ifeval.checkers.names())
     assert ids <= set(CASES), f"no hand-made cases for {ids - set(CASES)}"

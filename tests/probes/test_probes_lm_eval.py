@@ -41,7 +41,7 @@ metric_list:
 
 
 @pytest.fixture(scope="module")
-def lm_eval_runs(tmp_path_factory, shared_data, hf_model_and_tokenizer):
+def lm_eval_runs(tmp_path_factory, fixture_data, hf_model_and_tokenizer):
     """(task folder, base output dir, perturbed output dir, arc rows) from two real lm-eval runs."""
     import torch
     from lm_eval import simple_evaluate
@@ -50,7 +50,7 @@ def lm_eval_runs(tmp_path_factory, shared_data, hf_model_and_tokenizer):
     from lm_eval.tasks import TaskManager
 
     root = tmp_path_factory.mktemp("lm_eval")
-    rows = [json.loads(line) for line in (shared_data / "probes" / "arc_easy_test.jsonl").open()][
+    rows = [json.loads(line) for line in (fixture_data / "probes" / "arc_easy_test.jsonl").open()][
         :N_DOCS
     ]
     data = root / "arc_small.jsonl"

@@ -80,16 +80,16 @@ def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned)
         assert row.status in ("ok", "warning", "FAIL")
 
 
-def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, shared_data):
+def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, fixture_data):
     """acc/acc_norm choices vs an independent full-sequence log-prob computation."""
     import torch
 
     model, tok = hf_model_and_tokenizer
     probe = build_probe(
-        ProbeSpec(name="boolq", path=str(shared_data / "probes" / "boolq_val.jsonl"), n=6), seed=2
+        ProbeSpec(name="boolq", path=str(fixture_data / "probes" / "boolq_val.jsonl"), n=6), seed=2
     )
     arc = build_probe(
-        ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), n=6), seed=2
+        ProbeSpec(name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), n=6), seed=2
     )
     probe.examples += arc.examples
     out = run_probe(probe, HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8))
@@ -117,12 +117,12 @@ def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, sh
     assert out.details["acc_norm"] == pytest.approx(np.mean(expected_norm))
 
 
-def test_generate_mode_scores_letters(hf_model_and_tokenizer, shared_data):
+def test_generate_mode_scores_letters(hf_model_and_tokenizer, fixture_data):
     model, tok = hf_model_and_tokenizer
     probe = build_probe(
         ProbeSpec(
             name="arc",
-            path=str(shared_data / "probes" / "arc_easy_test.jsonl"),
+            path=str(fixture_data / "probes" / "arc_easy_test.jsonl"),
             n=4,
             mode="generate",
         ),

@@ -122,10 +122,10 @@ def test_mc_falls_back_to_letters_without_loglikelihood(tmp_path):
         run_probe(forced, model)
 
 
-def test_ifeval_probe_levels(shared_data):
+def test_ifeval_probe_levels(fixture_data):
     probe = build_probe(
         ProbeSpec(
-            name="ifeval", path=str(shared_data / "probes" / "ifeval_input_data.jsonl"), n=20
+            name="ifeval", path=str(fixture_data / "probes" / "ifeval_input_data.jsonl"), n=20
         ),
         seed=1,
     )
