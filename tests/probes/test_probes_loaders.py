@@ -236,7 +236,9 @@ def test_build_probe_from_benchmark_and_user_task(fixture_data, tmp_path):
     with pytest.raises(TunecheckError, match="metric 'rouge' does not apply"):
         build_probe(
             ProbeSpec(
-                name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), metric="rouge"
+                name="arc",
+                path=str(fixture_data / "probes" / "arc_easy_test.jsonl"),
+                metric="rouge",
             ),
             seed=1,
         )

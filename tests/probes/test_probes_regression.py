@@ -89,7 +89,8 @@ def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, fi
         ProbeSpec(name="boolq", path=str(fixture_data / "probes" / "boolq_val.jsonl"), n=6), seed=2
     )
     arc = build_probe(
-        ProbeSpec(name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), n=6), seed=2
+        ProbeSpec(name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), n=6),
+        seed=2,
     )
     probe.examples += arc.examples
     out = run_probe(probe, HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8))
