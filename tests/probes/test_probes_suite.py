@@ -138,6 +138,9 @@ def test_ifeval_probe_levels(fixture_data):
         "inst_level_loose_acc",
     ):
         assert 0.0 <= d[key] <= 1.0
+    from tunecheck.probes.ifeval import sentence_counter
+
+    assert d["sentence_counter"] == sentence_counter()
     assert d["prompt_level_loose_acc"] >= d["prompt_level_strict_acc"]
     assert out.value == d["prompt_level_strict_acc"]
     # every prompt that only asks for no commas is followed by this answer
