@@ -57,6 +57,12 @@ def lora_tuned(embedded_model_dir):
     return HFModel.from_loaded(model, tok, fingerprint="lora-refuser", batch_size=8)
 
 
+def _expected_status(base: float, finetuned: float) -> str:
+    """The documented rule (README, probes): a relative drop of 15% or more fails, over 5% warns."""
+    drop = (base - finetuned) / base if base else 0.0
+    return "FAIL" if drop >= 0.15 else "warning" if drop > 0.05 else "ok"
+
+
 def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned):
     model, tok = hf_model_and_tokenizer
     base = HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8)
@@ -77,7 +83,7 @@ def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned)
     assert arithmetic.status == "FAIL"
     for row in rows:
         assert row.n == 12
-        assert row.status in ("ok", "warning", "FAIL")
+        assert row.status == _expected_status(row.base, row.finetuned)
 
 
 def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, fixture_data):
