@@ -12,6 +12,9 @@ import pytest
 
 from tunecheck.report import load_json
 
+# the quick demo takes ~3-5 minutes on a 2-core CPU (the full one 9-16): above the default limit
+pytestmark = pytest.mark.timeout(3600)
+
 
 def run_quick_demo(out: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
@@ -86,6 +89,7 @@ def test_quick_demo_concludes_what_the_readme_says(demo_dir: Path) -> None:
     assert "ABANDON" in md
 
 
+@pytest.mark.model
 @pytest.mark.skipif(
     os.environ.get("TUNECHECK_FULL_DEMO") != "1",
     reason="the full demo takes 9-16 minutes on a 2-core CPU: set TUNECHECK_FULL_DEMO=1",
