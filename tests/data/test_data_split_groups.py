@@ -308,3 +308,26 @@ def test_a_test_row_covered_by_several_training_rows_moves_to_train(tmp_path: Pa
     plain = _split_quietly(src, tmp_path / "plain", seed=4, group_near=False)
     with pytest.raises(Exception, match="near-duplicate"):
         verify_lock(plain.path)
+
+
+def test_k_fold_keeps_groups_in_one_fold(tmp_path: Path) -> None:
+    rnd = random.Random(8)
+    rows = []
+    for i in range(60):
+        text = _random_words(rnd, 20)
+        rows.append({"id": f"a{i}", "text": text, "y": "ab"[i % 2]})
+        if i % 3 == 0:  # a near duplicate (4 more words) and an exact copy
+            rows.append({"id": f"n{i}", "text": text + " one two three four", "y": "ab"[i % 2]})
+            rows.append({"id": f"c{i}", "text": text.upper() + ".", "y": "ab"[i % 2]})
+    src = tmp_path / "d.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows))
+    index = _split_quietly(src, tmp_path / "cv", folds=5, stratify="y")
+    assert index.grouping["multi_row_groups"] == 20
+    fold_of = {}
+    for k in range(1, 6):
+        for r in read_rows(tmp_path / "cv" / f"fold_{k}" / "test.jsonl"):
+            fold_of[r["id"]] = k
+    assert len(fold_of) == len(rows)
+    for i in range(0, 60, 3):
+        assert fold_of[f"a{i}"] == fold_of[f"n{i}"] == fold_of[f"c{i}"]
+    verify_lock(tmp_path / "cv")
