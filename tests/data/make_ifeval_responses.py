@@ -2,7 +2,7 @@
 ``tests/data/fixtures/probes/ifeval_smollm2_responses.jsonl`` (run once; the tests only read them).
 
 SmolLM2-135M-Instruct (the embedded default model, fp32 on CPU), its chat template, greedy decoding,
-at most 160 new tokens, the first 240 IFEval prompts in file order (240 x 160 tokens is ~10 minutes
+at most 128 new tokens, the first 200 IFEval prompts in file order (200 x 128 tokens is ~6 minutes
 on a 2-core CPU). Greedy decoding makes the file
 reproducible up to floating-point ties. Run from the repository root under the heavy-job lock:
 ``flock /tmp/tunecheck-heavy.lock python tests/data/make_ifeval_responses.py``.
@@ -19,9 +19,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tunecheck.models.gguf import embedded_model_dir
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "probes"
-MAX_NEW_TOKENS = 160
+MAX_NEW_TOKENS = 128
 BATCH = 16
-LIMIT = 240
+LIMIT = 200
 
 
 def main() -> None:
