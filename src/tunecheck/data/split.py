@@ -203,15 +203,27 @@ def assign_groups(
             key=lambda s: (need[s], (size_target[s] - size_placed[s]) / size_target[s], -s),
         )
         put([i], s)
+    parts = [[i for i in shuffled if split_of[i] == s] for s in range(len(ratios))]
+    return parts, stratification_report(parts, labels, ratios)
+
+
+def stratification_report(
+    parts: Sequence[Sequence[int]], labels: Sequence[str] | None, ratios: Sequence[float]
+) -> dict[str, Any]:
+    """How far each class is from its stratified share: ``max_class_deviation`` (rows) and
+    ``classes_loosened`` (classes off by a whole row or more in some split)."""
+    labs = list(labels) if labels is not None else [""] * sum(len(p) for p in parts)
+    class_size = Counter(labs)
+    counts = [Counter(labs[i] for i in part) for part in parts]
     deviation = {
-        c: max(abs(placed[c][s] - class_size[c] * r) for s, r in enumerate(ratios)) for c in classes
+        c: max(abs(counts[s][c] - n_c * r) for s, r in enumerate(ratios))
+        for c, n_c in class_size.items()
     }
-    loosened = sorted(c for c, d in deviation.items() if d >= 1 - 1e-9)
-    info = {
+    loosened = [c for c, d in deviation.items() if d >= 1 - 1e-9]
+    return {
         "max_class_deviation": round(max(deviation.values(), default=0.0), 3),
         "classes_loosened": len(loosened) if labels is not None else 0,
     }
-    return [[i for i in shuffled if split_of[i] == s] for s in range(len(ratios))], info
 
 
 def _repair_test(
@@ -447,8 +459,10 @@ def split_dataset(
         moved = 0
         if folds is None and group_near and input_field is not None:
             moved = _repair_test(parts, texts, grouping.group_of, ngram, threshold)
-            rank = {i: k for k, i in enumerate(shuffled_order(ids, seed))}
-            parts = [sorted(p, key=rank.__getitem__) for p in parts]
+            if moved:
+                rank = {i: k for k, i in enumerate(shuffled_order(ids, seed))}
+                parts = [sorted(p, key=rank.__getitem__) for p in parts]
+                info = stratification_report(parts, labels, split_ratios)
         common["grouping"] = _grouping_record(grouping, group_by, group_near, info, moved)
         if grouping.multi_row_groups or moved:
             _note_grouping(notes, grouping, info, moved, stratify)
