@@ -18,9 +18,9 @@ from __future__ import annotations
 import csv
 import os
 import time
-from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from bench import data_file
+
 QUICK = os.environ.get("TUNECHECK_BENCH_QUICK") == "1"
 BATCH = 8
 
@@ -28,7 +28,7 @@ BATCH = 8
 def mmlu_requests(limit: int | None = None) -> tuple[list[str], list[int]]:
     """Zero-shot prompts in lm-eval's MMLU format, and the gold answer indices."""
     contexts, gold = [], []
-    for path in sorted((SHARED / "probes" / "mmlu").glob("*_test.csv")):
+    for path in sorted(data_file("probes", "mmlu").glob("*_test.csv")):
         subject = path.name[: -len("_test.csv")].replace("_", " ")
         with path.open(encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):

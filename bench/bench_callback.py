@@ -1,9 +1,17 @@
 """TunecheckCallback overhead: task-evaluation time / training time in a short LoRA run.
 
-A TRL SFTTrainer run of the embedded SmolLM2-135M (LoRA r=8 on q_proj/v_proj, batch 8)
-on the UCI SMS Spam Collection (CC-BY-4.0), with the callback at its default settings
-(every_n_steps=50, sample_size=200, max_new_tokens derived from the references, time
-budget 10%). Target: evaluation time <= 10% of training time.
+Two TRL SFTTrainer runs of the embedded SmolLM2-135M (LoRA r=8 on q_proj/v_proj, batch 8)
+on the UCI SMS Spam Collection (CC-BY-4.0, full file from the benchmark data folder), side by
+side, the callback otherwise at its defaults (every_n_steps=50, sample_size=200,
+max_new_tokens derived from the references):
+
+* plain: every 50 steps, no time budget (``max_eval_fraction=None``);
+* budgeted: the default 10% time budget (an evaluation that would push evaluation time over
+  10% of training time so far is postponed).
+
+Both overheads are printed. The gate is on the configuration the README recommends, the
+default (budgeted): evaluation time <= 10% of training time *and* at least one evaluation
+ran (a budget that postponed every evaluation would meet the ratio by doing nothing).
 
 ``python -m bench.bench_callback [STEPS]`` (default 110: evaluations due at steps 50 and 100).
 """
@@ -17,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import data_file
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SYSTEM = "Is this SMS message spam? Answer with one word: ham or spam."
 TARGET = 0.10
 
@@ -29,7 +38,7 @@ def _setup(folder: Path, model_dir: Path) -> Path:
     from tunecheck.data import split_dataset
 
     split_dataset(
-        SHARED / "tasks" / "sms_spam_collection.tsv",
+        data_file("tasks", "sms_spam_collection.tsv"),
         folder / "split",
         seed=13,
         stratify="Label",
@@ -48,7 +57,7 @@ contenders:
       system: "{SYSTEM}"
 task:
   name: sms_spam
-  data: {SHARED / "tasks" / "sms_spam_collection.tsv"}
+  data: {data_file("tasks", "sms_spam_collection.tsv")}
   lock: split/tunecheck.lock.json
   fields: {{input: SMS, reference: Label, label: Label, id: null}}
   parser: {{type: label, labels: [ham, spam]}}
@@ -76,7 +85,8 @@ def _train_rows(folder: Path) -> list[dict]:
     ]
 
 
-def main(steps: int = 110) -> bool:
+def _run(steps: int, max_eval_fraction: float | None) -> dict:
+    """One training run; the callback's timing."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -90,7 +100,12 @@ def main(steps: int = 110) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         spec = _setup(folder, model_dir)
-        callback = TunecheckCallback(spec, store=f"sqlite:///{folder / 'store.db'}", verbose=True)
+        callback = TunecheckCallback(
+            spec,
+            store=f"sqlite:///{folder / 'store.db'}",
+            verbose=True,
+            max_eval_fraction=max_eval_fraction,
+        )
         torch.manual_seed(0)
         tok = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -125,27 +140,48 @@ def main(steps: int = 110) -> bool:
 
     t = callback.timing
     train_s = callback.total_seconds - t.eval_seconds
-    per_step = train_s / steps
-    per_eval = t.eval_seconds / max(1, t.evaluations)
-    schedule_ratio = per_eval / (callback.every_n_steps * per_step)
-    measured = callback.eval_fraction
+    return {
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "train_s": train_s,
+        "per_step": train_s / steps,
+        "eval_s": t.eval_seconds,
+        "evaluations": t.evaluations,
+        "postponed": list(t.postponed),
+        "examples": len(callback.examples),
+        "max_new_tokens": callback.params.max_new_tokens,
+        "fraction": t.eval_seconds / train_s if train_s else float("nan"),
+        "wall": wall,
+    }
+
+
+def main(steps: int = 110) -> bool:
+    from tunecheck.training.callback import DEFAULT_MAX_EVAL_FRACTION
+
+    plain = _run(steps, None)
+    budgeted = _run(steps, DEFAULT_MAX_EVAL_FRACTION)
     print(
-        f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}, torch threads {torch.get_num_threads()}"
+        f"device: {plain['device']}, torch threads {plain['threads']}; {steps} LoRA steps per run"
     )
-    print(f"{steps} LoRA steps in {train_s:.1f} s ({per_step:.2f} s/step); wall {wall:.1f} s")
+    print(f"{'schedule':<34} {'evals':>5} {'eval s':>7} {'train s':>8} {'eval/train':>10}")
+    for name, r in (("plain, every 50 steps", plain), ("budgeted (default, 10%)", budgeted)):
+        print(
+            f"{name:<34} {r['evaluations']:>5} {r['eval_s']:>7.1f} {r['train_s']:>8.1f} "
+            f"{r['fraction']:>10.1%}"
+        )
     print(
-        f"{t.evaluations} task evaluations of {len(callback.examples)} examples, "
-        f"max_new_tokens={callback.params.max_new_tokens}: {t.eval_seconds:.1f} s ({per_eval:.1f} s each)"
+        f"one evaluation: {plain['examples']} examples, max_new_tokens={plain['max_new_tokens']}, "
+        f"{plain['eval_s'] / max(1, plain['evaluations']):.1f} s"
     )
-    if t.postponed:
-        print(f"postponed by the 10% time budget at steps {t.postponed[:10]}")
+    if budgeted["postponed"]:
+        print(f"the budget postponed evaluations at steps {budgeted['postponed'][:10]}")
+    ok = budgeted["fraction"] <= TARGET and budgeted["evaluations"] >= 1
     print(
-        f"plain default schedule (one evaluation per 50 steps): eval/train = {schedule_ratio:.1%}"
+        f"gate (the README's recommended default, budgeted): eval/train {budgeted['fraction']:.1%} "
+        f"<= {TARGET:.0%} with {budgeted['evaluations']} evaluation(s): {'met' if ok else 'MISSED'}; "
+        f"plain schedule reported, not gated: {plain['fraction']:.1%}"
     )
-    print(
-        f"measured in this run (defaults, time budget on):     eval/train = {measured:.1%}  (target <= {TARGET:.0%})"
-    )
-    return measured <= TARGET
+    return ok
 
 
 if __name__ == "__main__":

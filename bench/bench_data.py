@@ -15,10 +15,10 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from pathlib import Path
+
+from bench import data_file
 
 TARGETS = {"boolq 80/20": 2.0, "banking77": 0.8}
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def naive(
@@ -74,7 +74,7 @@ def main() -> bool:
     from tunecheck.spec import FieldMap
 
     boolq = load_examples(
-        DATA / "probes" / "boolq_val.jsonl", FieldMap(input="query", reference=None)
+        data_file("probes", "boolq_val.jsonl"), FieldMap(input="query", reference=None)
     )
     # each query holds the passage: ~100+ words, plenty of 13-grams; passages repeat across questions
     docs = [Example(id=e.id, input=e.input) for e in boolq]
@@ -83,7 +83,7 @@ def main() -> bool:
         "boolq 80/20": (docs[:cut], docs[cut:]),
         "banking77": tuple(
             load_examples(
-                DATA / "tasks" / f"banking77_{s}.csv", FieldMap(input="text", label="category")
+                data_file("tasks", f"banking77_{s}.csv"), FieldMap(input="text", label="category")
             )
             for s in ("train", "test")
         ),

@@ -11,15 +11,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURE_DATA = Path(__file__).resolve().parent / "data" / "fixtures"
+
+
+# Fixtures that load a real model (or train one). A test using any of them, directly or through
+# another fixture, is marked `model`, so `pytest -m "not model"` leaves out every real model load.
+MODEL_FIXTURES = frozenset(
+    {
+        "embedded_model_dir",
+        "hf_model_and_tokenizer",
+        "hf_model",
+        "lora_adapters",
+        "lora_tuned",
+        "classifiers",
+        "demo_dir",
+        "trained",
+        "lm_eval_runs",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``: real public data sets (read in place, never copied)."""
-    if not SHARED_DATA.exists():
-        pytest.fail(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def fixture_data() -> Path:
+    """``tests/data/fixtures``: small subsets of real public data sets, committed with the tests
+    (origin, licence and how each was sampled: ``tests/data/SOURCES.md``)."""
+    return FIXTURE_DATA
 
 
 @pytest.fixture(scope="session")

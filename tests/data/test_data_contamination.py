@@ -75,8 +75,8 @@ def _naive(
 
 
 @pytest.fixture(scope="module")
-def banking(shared_data: Path) -> tuple[list[Example], list[Example]]:
-    tasks = shared_data / "tasks"
+def banking(fixture_data: Path) -> tuple[list[Example], list[Example]]:
+    tasks = fixture_data / "tasks"
     return load_examples(tasks / "banking77_train.csv", FIELDS), load_examples(
         tasks / "banking77_test.csv", FIELDS
     )
@@ -87,13 +87,13 @@ def _csv_ids(path: Path) -> dict[str, str]:
         return {r["text"]: content_id(r) for r in csv.DictReader(f)}
 
 
-def test_banking77_train_vs_test(banking, shared_data: Path) -> None:
+def test_banking77_train_vs_test(banking, fixture_data: Path) -> None:
     train, test = banking
     overlaps = find_contamination(train, test)
     kinds = Counter(o.kind for o in overlaps)
     assert kinds == {"exact": 25, "near": 9}
-    train_ids = _csv_ids(shared_data / "tasks" / "banking77_train.csv")
-    test_ids = _csv_ids(shared_data / "tasks" / "banking77_test.csv")
+    train_ids = _csv_ids(fixture_data / "tasks" / "banking77_train.csv")
+    test_ids = _csv_ids(fixture_data / "tasks" / "banking77_test.csv")
     found = {(o.test_id, o.other_id): o for o in overlaps}
     # pairs checked by reading both files: (test text, train text, kind, score)
     expected = [
@@ -238,7 +238,9 @@ def test_near_duplicates_across_splits_are_found_by_verify(tmp_path: Path) -> No
         rows.append({"id": f"p{p}b", "text": base + " and one more thing", "category": "x"})
     rows += [{"id": f"s{i}", "text": f"short question {i}", "category": "y"} for i in range(140)]
     src = write_rows(rows, tmp_path / "d.jsonl")
-    lock = split_dataset(src, tmp_path / "s", stratify="category", seed=1)
+    # by default `split` keeps near duplicates together (tests/data/test_data_split_groups.py);
+    # without that, they land in different splits and verify must find them
+    lock = split_dataset(src, tmp_path / "s", stratify="category", seed=1, group_near=False)
     where = {rid: name for name, info in lock.splits.items() for rid in info.ids}
     expected = {}
     for p in range(40):
@@ -282,8 +284,10 @@ def test_duplicates_between_test_and_val_are_reported(tmp_path: Path) -> None:
 def test_split_warns_about_repeated_inputs(tmp_path: Path) -> None:
     rows = [{"text": f"Question {i % 150}?", "n": str(i)} for i in range(300)]
     src = write_rows(rows, tmp_path / "d.csv")
-    with pytest.warns(SplitWarning, match=r"300 rows share their 'text' text"):
-        split_dataset(src, tmp_path / "s")
+    with pytest.warns(SplitWarning, match=r"300 rows form 150 groups .* kept in one split each"):
+        lock = split_dataset(src, tmp_path / "s")
+    assert lock.grouping["multi_row_groups"] == 150 and lock.grouping["groups"] == 150
+    verify_lock(lock.path)  # the copies never straddle splits
     with warnings.catch_warnings():
         warnings.simplefilter("error", SplitWarning)
         with pytest.raises(SplitWarning, match=r"dropped 150 rows"):

@@ -26,9 +26,9 @@ def _examples(labels: list[str]) -> list[Example]:
 
 
 @pytest.fixture(scope="module")
-def banking77(shared_data) -> tuple[list[str], list[str]]:
+def banking77(fixture_data) -> tuple[list[str], list[str]]:
     """Real banking77 gold labels (77 imbalanced classes) and simulated noisy predictions."""
-    with open(shared_data / "tasks" / "banking77_test.csv", newline="", encoding="utf-8") as fh:
+    with open(fixture_data / "tasks" / "banking77_test.csv", newline="", encoding="utf-8") as fh:
         gold = [row["category"] for row in csv.DictReader(fh)][:1500]
     classes = sorted(set(gold))
     rng = np.random.default_rng(7)

@@ -118,8 +118,8 @@ def test_parse_number(text, value):
     assert parse_number(text) == value
 
 
-def test_numeric_match_on_gsm8k_references(shared_data):
-    rows = [json.loads(line) for line in (shared_data / "probes" / "gsm8k_test.jsonl").open()][:40]
+def test_numeric_match_on_gsm8k_references(fixture_data):
+    rows = [json.loads(line) for line in (fixture_data / "probes" / "gsm8k_test.jsonl").open()][:40]
     examples = [
         Example(id=str(i), input=r["question"], reference=r["answer"]) for i, r in enumerate(rows)
     ]
@@ -156,8 +156,8 @@ def test_exact_match_normalises_and_compares_by_parser():
     assert r["numeric_match"].per_example.tolist() == [1, 0]
 
 
-def test_chrf_equals_sacrebleu(shared_data):
-    rows = [json.loads(line) for line in (shared_data / "tasks" / "ntrex128_en_de.jsonl").open()][
+def test_chrf_equals_sacrebleu(fixture_data):
+    rows = [json.loads(line) for line in (fixture_data / "tasks" / "ntrex128_en_de.jsonl").open()][
         :60
     ]
     refs = [r["target"] for r in rows]

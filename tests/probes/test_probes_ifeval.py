@@ -9,7 +9,6 @@ import pytest
 
 from tunecheck.errors import TunecheckError
 from tunecheck.probes import ifeval
-from tunecheck.probes.langid import detect_language_heuristic
 
 LONG = " ".join(["word"] * 320)
 
@@ -157,16 +156,16 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
 }
 
 
-def _ids_in_file(shared_data) -> set[str]:
+def _ids_in_file(fixture_data) -> set[str]:
     ids: set[str] = set()
-    with (shared_data / "probes" / "ifeval_input_data.jsonl").open() as fh:
+    with (fixture_data / "probes" / "ifeval_input_data.jsonl").open() as fh:
         for line in fh:
             ids.update(json.loads(line)["instruction_id_list"])
     return ids
 
 
-def test_every_instruction_id_in_the_real_file_is_supported_and_covered(shared_data):
-    ids = _ids_in_file(shared_data)
+def test_every_instruction_id_in_the_real_file_is_supported_and_covered(fixture_data):
+    ids = _ids_in_file(fixture_data)
     assert len(ids) >= 25
     assert ids <= set(ifeval.checkers.names()), ids - set(ifeval.checkers.names())
     assert ids <= set(CASES), f"no hand-made cases for {ids - set(CASES)}"
@@ -252,28 +251,3 @@ def test_strict_and_loose_at_prompt_and_instruction_level():
 def test_empty_response_follows_nothing():
     assert ifeval.follows("", ["punctuation:no_comma"], [{}]) == [False]
     assert ifeval.follows("   ", ["punctuation:no_comma"], [{}], loose=True) == [False]
-
-
-@pytest.mark.parametrize(
-    ("text", "lang"),
-    [
-        ("Привет, как дела? Сегодня хорошая погода, и мы идём гулять в парк.", "ru"),
-        ("Днес времето е хубаво и ние ще отидем в парка със съседите.", "bg"),
-        ("नमस्ते, आज मौसम बहुत अच्छा है और हम पार्क में जा रहे हैं।", "hi"),
-        ("आज हवामान खूप छान आहे आणि आम्ही बागेत जात आहोत.", "mr"),
-        ("آج موسم بہت اچھا ہے اور ہم پارک جا رہے ہیں۔", "ur"),
-        ("امروز هوا خیلی خوب است و ما به پارک می‌رویم.", "fa"),
-        ("اليوم الطقس جميل جدا ونحن ذاهبون إلى الحديقة.", "ar"),
-        ("오늘 날씨가 정말 좋아서 공원에 갑니다.", "ko"),
-        ("Hôm nay trời rất đẹp và chúng tôi đi công viên.", "vi"),
-        ("Leo hali ya hewa ni nzuri sana na sisi tunakwenda kwenye bustani kwa furaha.", "sw"),
-        ("Oggi il tempo è molto bello e andiamo al parco con il cane.", "it"),
-        ("Hoje o tempo está muito bom e nós vamos ao parque com o cão.", "pt"),
-        ("Tänään on kaunis päivä ja me menemme puistoon, koska se on mukavaa.", "fi"),
-        ("ਅੱਜ ਮੌਸਮ ਬਹੁਤ ਵਧੀਆ ਹੈ", "pa"),
-        ("இன்று வானிலை மிகவும் நன்றாக உள்ளது", "ta"),
-        ("วันนี้อากาศดีมาก", "th"),
-    ],
-)
-def test_language_heuristic(text, lang):
-    assert detect_language_heuristic(text) == lang

@@ -41,7 +41,7 @@ metric_list:
 
 
 @pytest.fixture(scope="module")
-def lm_eval_runs(tmp_path_factory, shared_data, hf_model_and_tokenizer):
+def lm_eval_runs(tmp_path_factory, fixture_data, hf_model_and_tokenizer):
     """(task folder, base output dir, perturbed output dir, arc rows) from two real lm-eval runs."""
     import torch
     from lm_eval import simple_evaluate
@@ -50,7 +50,7 @@ def lm_eval_runs(tmp_path_factory, shared_data, hf_model_and_tokenizer):
     from lm_eval.tasks import TaskManager
 
     root = tmp_path_factory.mktemp("lm_eval")
-    rows = [json.loads(line) for line in (shared_data / "probes" / "arc_easy_test.jsonl").open()][
+    rows = [json.loads(line) for line in (fixture_data / "probes" / "arc_easy_test.jsonl").open()][
         :N_DOCS
     ]
     data = root / "arc_small.jsonl"
@@ -128,7 +128,9 @@ def test_import_feeds_the_regression_table(lm_eval_runs):
     assert row.n == N_DOCS
     assert row.base == pytest.approx(paired.base.value)
     assert row.finetuned == pytest.approx(paired.finetuned.value)
-    assert row.status in ("ok", "warning", "FAIL")
+    # the documented rule: a relative drop of 15% or more fails, over 5% warns
+    drop = (row.base - row.finetuned) / row.base if row.base else 0.0
+    assert row.status == ("FAIL" if drop >= 0.15 else "warning" if drop > 0.05 else "ok")
 
 
 def test_import_errors(lm_eval_runs, tmp_path):

@@ -1,4 +1,4 @@
-"""Benchmark loaders on the real files in ../shared/data/probes, plus synthetic HellaSwag/HF layouts."""
+"""Benchmark loaders on the real files in tests/data/fixtures/probes, plus synthetic HellaSwag/HF layouts."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def _lines(path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def test_mmlu_folder_with_header_and_int_answers(shared_data):
-    folder = shared_data / "probes" / "mmlu"
+def test_mmlu_folder_with_header_and_int_answers(fixture_data):
+    folder = fixture_data / "probes" / "mmlu"
     fmt, examples = read_benchmark(folder)
     assert fmt.name == "mmlu" and fmt.scoring == "multiple_choice"
     # independent reference: csv.DictReader over every *_test.csv
@@ -30,7 +30,7 @@ def test_mmlu_folder_with_header_and_int_answers(shared_data):
                 (r["question"].strip(), int(r["answer"]), f.stem[: -len("_test")])
                 for r in csv.DictReader(fh)
             ]
-    assert len(examples) == len(expected) > 600
+    assert len(examples) == len(expected) == 300  # 6 subjects x 50
     for ex, (question, answer, subject) in zip(examples, expected, strict=True):
         assert ex.meta["question"] == question
         assert ex.meta["gold"] == answer
@@ -43,8 +43,8 @@ def test_mmlu_folder_with_header_and_int_answers(shared_data):
     assert len({ex.id for ex in examples}) == len(examples)
 
 
-def test_mmlu_hendrycks_csv_without_header_and_letter_answers(shared_data, tmp_path):
-    src = shared_data / "probes" / "mmlu" / "astronomy_test.csv"
+def test_mmlu_hendrycks_csv_without_header_and_letter_answers(fixture_data, tmp_path):
+    src = fixture_data / "probes" / "mmlu" / "astronomy_test.csv"
     with src.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))[:10]
     out = tmp_path / "astronomy_test.csv"
@@ -67,11 +67,11 @@ def test_mmlu_hendrycks_csv_without_header_and_letter_answers(shared_data, tmp_p
     assert [e.meta["context"] for e in headerless] == [e.meta["context"] for e in original[:10]]
 
 
-def test_arc_llm_foundry_format(shared_data):
-    path = shared_data / "probes" / "arc_easy_test.jsonl"
+def test_arc_llm_foundry_format(fixture_data):
+    path = fixture_data / "probes" / "arc_easy_test.jsonl"
     fmt, examples = read_benchmark(path)
     assert fmt.name == "mc_jsonl"
-    assert len(examples) == _lines(path) == 2376
+    assert len(examples) == _lines(path) == 300
     first = json.loads(path.open().readline())
     ex = examples[0]
     assert ex.meta["choices"] == first["choices"] and ex.meta["gold"] == first["gold"]
@@ -80,16 +80,16 @@ def test_arc_llm_foundry_format(shared_data):
     assert ex.reference == "ABCD"[first["gold"]]
 
 
-def test_boolq_llm_foundry_format(shared_data):
-    path = shared_data / "probes" / "boolq_val.jsonl"
+def test_boolq_llm_foundry_format(fixture_data):
+    path = fixture_data / "probes" / "boolq_val.jsonl"
     _, examples = read_benchmark(path)
-    assert len(examples) == 3270
+    assert len(examples) == _lines(path) == 150
     golds = [json.loads(line)["gold"] for line in path.open()]
     assert [e.meta["gold"] for e in examples] == golds
     assert all(e.meta["choices"] == ["no", "yes"] for e in examples)
 
 
-def test_arc_hf_format_with_labels_and_numeric_keys(tmp_path, shared_data):
+def test_arc_hf_format_with_labels_and_numeric_keys(tmp_path, fixture_data):
     rows = [
         {
             "id": "Q1",
@@ -150,11 +150,11 @@ def test_hellaswag_synthetic_fixture(tmp_path):
     assert b.meta["context"] == "A boy kicks a ball" and b.meta["gold"] == 0
 
 
-def test_gsm8k(shared_data):
-    path = shared_data / "probes" / "gsm8k_test.jsonl"
+def test_gsm8k(fixture_data):
+    path = fixture_data / "probes" / "gsm8k_test.jsonl"
     fmt, examples = read_benchmark(path)
     assert fmt.name == "gsm8k" and fmt.scoring == "number"
-    assert len(examples) == 1319
+    assert len(examples) == _lines(path) == 200
     raw = [json.loads(line) for line in path.open()]
     for ex, row in zip(examples, raw, strict=True):
         final = row["answer"].split("####")[-1].strip().replace(",", "")
@@ -162,8 +162,8 @@ def test_gsm8k(shared_data):
     assert examples[0].reference == 18
 
 
-def test_ifeval(shared_data):
-    path = shared_data / "probes" / "ifeval_input_data.jsonl"
+def test_ifeval(fixture_data):
+    path = fixture_data / "probes" / "ifeval_input_data.jsonl"
     fmt, examples = read_benchmark(path)
     assert fmt.name == "ifeval" and len(examples) == 541
     raw = [json.loads(line) for line in path.open()]
@@ -174,8 +174,8 @@ def test_ifeval(shared_data):
         assert all(i in checkers for i in row["instruction_id_list"])
 
 
-def test_sampling_is_deterministic_and_seeded(shared_data):
-    path = shared_data / "probes" / "arc_easy_test.jsonl"
+def test_sampling_is_deterministic_and_seeded(fixture_data):
+    path = fixture_data / "probes" / "arc_easy_test.jsonl"
     _, a = load_benchmark(path, n=25, seed=3)
     _, b = load_benchmark(path, n=25, seed=3)
     _, c = load_benchmark(path, n=25, seed=4)
@@ -223,20 +223,22 @@ def test_hub_dataset_offline_is_a_clear_error(monkeypatch):
         read_benchmark("hf:tunecheck-nonexistent/never-there@test")
 
 
-def test_build_probe_from_benchmark_and_user_task(shared_data, tmp_path):
+def test_build_probe_from_benchmark_and_user_task(fixture_data, tmp_path):
     probe = build_probe(
-        ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), n=12),
+        ProbeSpec(name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), n=12),
         seed=1,
     )
     assert probe.scoring == "multiple_choice" and probe.metric == "acc" and len(probe) == 12
     probe = build_probe(
-        ProbeSpec(name="gsm", path=str(shared_data / "probes" / "gsm8k_test.jsonl"), n=5), seed=1
+        ProbeSpec(name="gsm", path=str(fixture_data / "probes" / "gsm8k_test.jsonl"), n=5), seed=1
     )
     assert probe.scoring == "number"
     with pytest.raises(TunecheckError, match="metric 'rouge' does not apply"):
         build_probe(
             ProbeSpec(
-                name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), metric="rouge"
+                name="arc",
+                path=str(fixture_data / "probes" / "arc_easy_test.jsonl"),
+                metric="rouge",
             ),
             seed=1,
         )

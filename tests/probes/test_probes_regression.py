@@ -57,6 +57,12 @@ def lora_tuned(embedded_model_dir):
     return HFModel.from_loaded(model, tok, fingerprint="lora-refuser", batch_size=8)
 
 
+def _expected_status(base: float, finetuned: float) -> str:
+    """The documented rule (README, probes): a relative drop of 15% or more fails, over 5% warns."""
+    drop = (base - finetuned) / base if base else 0.0
+    return "FAIL" if drop >= 0.15 else "warning" if drop > 0.05 else "ok"
+
+
 def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned):
     model, tok = hf_model_and_tokenizer
     base = HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8)
@@ -77,19 +83,20 @@ def test_regression_table_base_vs_lora_tuned(hf_model_and_tokenizer, lora_tuned)
     assert arithmetic.status == "FAIL"
     for row in rows:
         assert row.n == 12
-        assert row.status in ("ok", "warning", "FAIL")
+        assert row.status == _expected_status(row.base, row.finetuned)
 
 
-def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, shared_data):
+def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, fixture_data):
     """acc/acc_norm choices vs an independent full-sequence log-prob computation."""
     import torch
 
     model, tok = hf_model_and_tokenizer
     probe = build_probe(
-        ProbeSpec(name="boolq", path=str(shared_data / "probes" / "boolq_val.jsonl"), n=6), seed=2
+        ProbeSpec(name="boolq", path=str(fixture_data / "probes" / "boolq_val.jsonl"), n=6), seed=2
     )
     arc = build_probe(
-        ProbeSpec(name="arc", path=str(shared_data / "probes" / "arc_easy_test.jsonl"), n=6), seed=2
+        ProbeSpec(name="arc", path=str(fixture_data / "probes" / "arc_easy_test.jsonl"), n=6),
+        seed=2,
     )
     probe.examples += arc.examples
     out = run_probe(probe, HFModel.from_loaded(model, tok, fingerprint="base", batch_size=8))
@@ -117,12 +124,12 @@ def test_mc_loglikelihood_matches_direct_transformers(hf_model_and_tokenizer, sh
     assert out.details["acc_norm"] == pytest.approx(np.mean(expected_norm))
 
 
-def test_generate_mode_scores_letters(hf_model_and_tokenizer, shared_data):
+def test_generate_mode_scores_letters(hf_model_and_tokenizer, fixture_data):
     model, tok = hf_model_and_tokenizer
     probe = build_probe(
         ProbeSpec(
             name="arc",
-            path=str(shared_data / "probes" / "arc_easy_test.jsonl"),
+            path=str(fixture_data / "probes" / "arc_easy_test.jsonl"),
             n=4,
             mode="generate",
         ),

@@ -122,10 +122,10 @@ def test_mc_falls_back_to_letters_without_loglikelihood(tmp_path):
         run_probe(forced, model)
 
 
-def test_ifeval_probe_levels(shared_data):
+def test_ifeval_probe_levels(fixture_data):
     probe = build_probe(
         ProbeSpec(
-            name="ifeval", path=str(shared_data / "probes" / "ifeval_input_data.jsonl"), n=20
+            name="ifeval", path=str(fixture_data / "probes" / "ifeval_input_data.jsonl"), n=20
         ),
         seed=1,
     )
@@ -138,6 +138,9 @@ def test_ifeval_probe_levels(shared_data):
         "inst_level_loose_acc",
     ):
         assert 0.0 <= d[key] <= 1.0
+    from tunecheck.probes.ifeval import sentence_counter
+
+    assert d["sentence_counter"] == sentence_counter()
     assert d["prompt_level_loose_acc"] >= d["prompt_level_strict_acc"]
     assert out.value == d["prompt_level_strict_acc"]
     # every prompt that only asks for no commas is followed by this answer

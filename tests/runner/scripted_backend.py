@@ -4,6 +4,9 @@
 JSON answer file (``TUNECHECK_SCRIPT``) and returning it correctly for a fraction
 of examples chosen by a hash, so tests know exactly what every contender scores.
 Counts calls in a file so a test can see calls made by a child process.
+``TUNECHECK_SCRIPT_BLOCK_AFTER=N`` makes the process stop answering once N calls are counted:
+it writes ``<calls file>.blocked`` and waits forever, so a test can kill it at an exact point
+(driven by that event, not by timing).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +46,7 @@ class ScriptedModel(Model):
         self.answers: dict[str, str] = json.loads(Path(os.environ["TUNECHECK_SCRIPT"]).read_text())
         self.delay = float(os.environ.get("TUNECHECK_SCRIPT_DELAY", "0"))
         self.counter = os.environ.get("TUNECHECK_SCRIPT_CALLS")
+        self.block_after = int(os.environ.get("TUNECHECK_SCRIPT_BLOCK_AFTER", "0"))
         if self.counter:
             with open(self.counter + ".loads", "a") as f:
                 f.write(f"{mode}\n")
@@ -86,9 +91,18 @@ class ScriptedModel(Model):
             if self.counter:
                 with open(self.counter, "a") as f:
                     f.write(f"{self.mode}\n")
+                if self.block_after:
+                    self._maybe_block()
             if progress:
                 progress(1)
         return out
+
+    def _maybe_block(self) -> None:
+        with open(self.counter) as f:  # type: ignore[arg-type]
+            calls = sum(1 for _ in f)
+        if calls >= self.block_after:
+            Path(str(self.counter) + ".blocked").write_text(str(calls))
+            threading.Event().wait()  # until the test kills this process
 
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Progress | None = None

@@ -139,15 +139,20 @@ def test_resume_after_sigkill_makes_only_missing_calls(project: Path) -> None:
     store = f"sqlite:///{project / 'killed.db'}"
     driver = project / "driver.py"
     driver.write_text(DRIVER.format(here=str(HERE)))
-    env = dict(os.environ, TUNECHECK_SCRIPT_DELAY="0.01")
+    # the child stops answering after its 150th call and says so (a file): the kill lands at
+    # that exact point, whatever the machine's load
+    env = dict(os.environ, TUNECHECK_SCRIPT_BLOCK_AFTER="150")
     proc = subprocess.Popen([sys.executable, str(driver), str(spec_path), store], env=env)
-    deadline = time.time() + 120
-    while _calls(project) < 150 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    blocked = project / "calls.log.blocked"
+    try:
+        while not blocked.exists():
+            assert proc.poll() is None, "the run ended before its 150th call"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
     done_before = _calls(project)
-    assert 0 < done_before < 300
+    assert done_before == 150
 
     spec = load_spec(spec_path)
     resumed = run(spec, options=RunOptions(store_url=store, show_progress=False))

@@ -17,14 +17,14 @@ from tunecheck.training.curves import Diagnosis, diagnose, load_trainer_state, p
 STATES = "trainer_states"
 
 
-def _real(shared_data: Path, name: str) -> Diagnosis:
-    return diagnose(shared_data / STATES / name)
+def _real(fixture_data: Path, name: str) -> Diagnosis:
+    return diagnose(fixture_data / STATES / name)
 
 
 # ---------------------------------------------------------------- the real logs
 
 
-def test_real_overfit_strong(shared_data: Path) -> None:
+def test_real_overfit_strong(fixture_data: Path) -> None:
     """requirement-classification, 100 epochs planned, 4500 steps logged.
 
     eval_loss falls 1.513 (step 98) -> 0.8195 (step 490), then climbs steadily to 1.286 at
@@ -33,7 +33,7 @@ def test_real_overfit_strong(shared_data: Path) -> None:
     Trainer saved every 500 steps, so checkpoint-500. eval_accuracy peaks later (0.832 at
     step 1666) - worth telling the user, since loss and accuracy disagree on "best".
     """
-    d = _real(shared_data, "cls_overfit_strong_Franmartin09_requirement-classification.json")
+    d = _real(fixture_data, "cls_overfit_strong_Franmartin09_requirement-classification.json")
     assert d.pattern == "overfitting"
     assert d.best_step == 490
     assert d.best_eval_loss == pytest.approx(0.8194614052772522)
@@ -46,7 +46,7 @@ def test_real_overfit_strong(shared_data: Path) -> None:
     assert "tunecheck run" in d.reminder
 
 
-def test_real_huge_initial_loss(shared_data: Path) -> None:
+def test_real_huge_initial_loss(fixture_data: Path) -> None:
     """law-llm: training loss 284.9 -> 161.2 -> 9.9 -> 5.39 -> 5.18 -> 5.02, eval loss
     15.44 -> 2.38 -> 0.347 -> 0.319 -> 0.308 -> 0.304.
 
@@ -55,14 +55,14 @@ def test_real_huge_initial_loss(shared_data: Path) -> None:
     converged - healthy. The odd part is the scale (train 5.0 vs eval 0.30, a 17x gap): a
     careful engineer points that out rather than calling it a problem of the fit.
     """
-    d = _real(shared_data, "edge_huge_initial_loss_aaghaazkhan_law-llm.json")
+    d = _real(fixture_data, "edge_huge_initial_loss_aaghaazkhan_law-llm.json")
     assert d.pattern == "healthy"
     assert d.best_step == 600
     assert any("far above any per-token cross-entropy" in r for r in d.reasons)
     assert any("17.0x the validation loss" in r for r in d.reasons)
 
 
-def test_real_multi_evalset_prefixed_keys(shared_data: Path) -> None:
+def test_real_multi_evalset_prefixed_keys(fixture_data: Path) -> None:
     """Six evaluation sets logged as eval_g0_loss ... eval_g5_loss (and eval_gN_accuracy).
 
     Every set has its lowest loss at step 401 (g5 at 802: 2.184 vs 2.236), then the losses
@@ -70,7 +70,7 @@ def test_real_multi_evalset_prefixed_keys(shared_data: Path) -> None:
     1.107 -> 0.055: overfitting from the first epoch on, keep the step-401 weights; with
     save_steps=500 the nearest saved checkpoint is checkpoint-500.
     """
-    d = _real(shared_data, "edge_multi_evalset_prefixed_keys_aigoncharov.json")
+    d = _real(fixture_data, "edge_multi_evalset_prefixed_keys_aigoncharov.json")
     assert d.pattern == "overfitting"
     assert d.best_step == 401
     assert d.eval_sets == ["g0", "g1", "g2", "g3", "g4", "g5"]
@@ -78,20 +78,20 @@ def test_real_multi_evalset_prefixed_keys(shared_data: Path) -> None:
     assert any(r.startswith("eval set g0: lowest 1.114 at step 401") for r in d.reasons)
 
 
-def test_real_lora_plateau(shared_data: Path) -> None:
+def test_real_lora_plateau(fixture_data: Path) -> None:
     """AG News LoRA: eval loss 0.744 -> 0.327 -> ... -> 0.2896 (step 900) -> 0.2900 (step 1200).
 
     The last third moves +0.1%, far inside the ~2% noise band, while training loss keeps
     drifting down (0.29 -> 0.24): the curve has converged; not overfitting (no sustained rise)
     and not underfitting (flat at a low level after a 61% drop). Healthy.
     """
-    d = _real(shared_data, "lora_cls_plateau_AguLeon_AGNews.json")
+    d = _real(fixture_data, "lora_cls_plateau_AguLeon_AGNews.json")
     assert d.pattern == "healthy"
     assert d.best_step == 900
     assert d.best_checkpoint == "checkpoint-1000"
 
 
-def test_real_slow_improvement(shared_data: Path) -> None:
+def test_real_slow_improvement(fixture_data: Path) -> None:
     """LoRA classifier, 3 epochs: eval loss 1.061 -> 0.848 (step 8000) -> 0.851 (step 8500).
 
     Over the last third (steps 6000-8500) the validation loss still falls 0.869 -> 0.851, a
@@ -99,18 +99,18 @@ def test_real_slow_improvement(shared_data: Path) -> None:
     loss (0.89-0.93) sits above it - the model is still learning when training stops.
     Underfitting: train longer.
     """
-    d = _real(shared_data, "lora_cls_slow_improve_paulohenriquecrs.json")
+    d = _real(fixture_data, "lora_cls_slow_improve_paulohenriquecrs.json")
     assert d.pattern == "underfitting"
     assert d.best_step == 8000
     assert "still falling" in d.reasons[0]
 
 
-def test_every_real_log_is_covered(shared_data: Path) -> None:
-    # a sixth file added to shared data must get its own reasoned test above
-    names = sorted(p.name for p in (shared_data / STATES).glob("*.json"))
+def test_every_real_log_is_covered(fixture_data: Path) -> None:
+    # a sixth file added to tests/data/fixtures/trainer_states must get its own reasoned test above
+    names = sorted(p.name for p in (fixture_data / STATES).glob("*.json"))
     assert len(names) == 5
     for name in names:
-        d = _real(shared_data, name)
+        d = _real(fixture_data, name)
         assert d.reasons and d.explanation and d.reminder
 
 
@@ -353,7 +353,7 @@ def _empty(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- CLI and plot
 
 
-def test_cli_json_and_plot(shared_data: Path, tmp_path: Path) -> None:
+def test_cli_json_and_plot(fixture_data: Path, tmp_path: Path) -> None:
     from tunecheck.cli import app
 
     png = tmp_path / "curves.png"
@@ -361,7 +361,7 @@ def test_cli_json_and_plot(shared_data: Path, tmp_path: Path) -> None:
         app,
         [
             "diagnose",
-            str(shared_data / STATES / "edge_multi_evalset_prefixed_keys_aigoncharov.json"),
+            str(fixture_data / STATES / "edge_multi_evalset_prefixed_keys_aigoncharov.json"),
             "--json",
             "--plot",
             str(png),

@@ -60,6 +60,16 @@ def split_cmd(
     dedupe: bool = typer.Option(
         False, "--dedupe", help="Drop rows whose input repeats an earlier row."
     ),
+    group_by: str | None = typer.Option(
+        None,
+        "--group-by",
+        help="Column naming each row's group (conversation id, document id): a group stays in one split.",
+    ),
+    group_near: bool = typer.Option(
+        True,
+        "--group-near/--no-group-near",
+        help="Keep near duplicates (verify's 13-gram test) in one split; rows with the same text always are.",
+    ),
     force: bool = typer.Option(
         False, "--force", help="Replace an existing lock in --out (a new test set)."
     ),
@@ -81,6 +91,8 @@ def split_cmd(
             id_field=id_field,
             input_field=input_field,
             dedupe=dedupe,
+            group_by=group_by,
+            group_near=group_near,
             overwrite=force,
         )
     if as_json:

@@ -67,6 +67,8 @@ class Lock:
     fold: int | None = None
     n_folds: int | None = None
     folds: list[str] | None = None
+    # groups kept whole by `split` (counts, links, stratification loosened); None in old locks
+    grouping: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
     warnings: list[str] = field(default_factory=list, compare=False)
 

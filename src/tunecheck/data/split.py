@@ -9,6 +9,16 @@ ratio ``r_s``, the split gets ``floor(n_c * r_s)`` or ``ceil(n_c * r_s)`` rows o
 that class, so class proportions are kept to within one example per split.
 Which splits get the rounded-up count is chosen to keep the split *sizes* as
 close as possible to ``n * r_s``.
+
+Grouping: rows whose normalised input is identical, near duplicates at ``verify``'s
+threshold, and rows sharing a ``group_by`` value form groups (:mod:`tunecheck.data.groups`)
+that are never split across train/val/test. Multi-row groups are placed first, largest first,
+each where it overshoots its classes' per-split targets least; single rows then fill each
+class's targets. Stratification stays within one example per class unless a group is too big
+or too mixed to fit, which the lock's ``grouping`` records. Finally the test split is checked
+exactly as ``verify`` checks it (against train and val together, so stricter); a test group
+whose n-grams turn up across several training rows moves to train, until nothing is flagged:
+``split`` never writes a split its own ``verify`` rejects.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from tunecheck.data.formats import (
     row_hash,
     write_rows,
 )
+from tunecheck.data.groups import Grouping, find_groups
 from tunecheck.data.load import guess_input_field, input_text, missing_column, row_ids
 from tunecheck.data.lock import LOCK_NAME, Lock, SplitInfo, write_lock
 from tunecheck.errors import DataError
@@ -105,14 +116,19 @@ def allocate(group_sizes: Sequence[int], ratios: Sequence[float]) -> list[list[i
     return counts
 
 
+def shuffled_order(ids: Sequence[str], seed: int) -> list[int]:
+    """Row indices ordered by id, then shuffled by ``seed`` (independent of file order)."""
+    import numpy as np
+
+    by_id = sorted(range(len(ids)), key=lambda i: ids[i])
+    return [by_id[k] for k in np.random.default_rng(seed).permutation(len(ids))]
+
+
 def assign(
     ids: Sequence[str], labels: Sequence[str] | None, ratios: Sequence[float], seed: int
 ) -> list[list[int]]:
     """Row indices per split (in shuffled order), stratified by ``labels`` when given."""
-    import numpy as np
-
-    by_id = sorted(range(len(ids)), key=lambda i: ids[i])
-    shuffled = [by_id[k] for k in np.random.default_rng(seed).permutation(len(ids))]
+    shuffled = shuffled_order(ids, seed)
     if labels is None:
         groups = [shuffled]
     else:
@@ -129,6 +145,114 @@ def assign(
             start += c
     # keep the shuffled order inside each split, so `limit: N` takes a random sample
     return [[i for i in shuffled if i in part] for part in chosen]
+
+
+def assign_groups(
+    ids: Sequence[str],
+    labels: Sequence[str] | None,
+    group_of: Sequence[int],
+    ratios: Sequence[float],
+    seed: int,
+) -> tuple[list[list[int]], dict[str, Any]]:
+    """Row indices per split with every group in one split, stratified where groups allow.
+
+    Returns the parts (shuffled order) and how far stratification was loosened:
+    ``max_class_deviation`` (rows) and ``classes_loosened`` (classes off by one row or more).
+    """
+    n = len(ids)
+    shuffled = shuffled_order(ids, seed)
+    labs = list(labels) if labels is not None else [""] * n
+    members: dict[int, list[int]] = {}
+    for i in shuffled:
+        members.setdefault(group_of[i], []).append(i)
+    classes = sorted(set(labs))
+    class_size = Counter(labs)
+    target = dict(zip(classes, allocate([class_size[c] for c in classes], ratios), strict=True))
+    placed = {c: [0] * len(ratios) for c in classes}
+    size_target = [n * r for r in ratios]
+    size_placed = [0] * len(ratios)
+    active = [s for s, r in enumerate(ratios) if r > 0]
+    split_of = [-1] * n
+
+    def put(rows: list[int], s: int) -> None:
+        for i in rows:
+            split_of[i] = s
+            placed[labs[i]][s] += 1
+        size_placed[s] += len(rows)
+
+    multi = sorted((g for g in members.values() if len(g) > 1), key=lambda g: -len(g))
+    for rows in multi:  # stable sort: equal sizes keep their shuffled order
+        comp = Counter(labs[i] for i in rows)
+
+        def cost(s: int, comp: Counter[str] = comp, size: int = len(rows)) -> tuple:
+            over = sum(
+                max(0, placed[c][s] + k - target[c][s]) - max(0, placed[c][s] - target[c][s])
+                for c, k in comp.items()
+            )
+            room = (size_target[s] - size_placed[s] - size) / size_target[s]
+            return (over, -room, s)
+
+        put(rows, min(active, key=cost))
+    for i in shuffled:
+        if split_of[i] >= 0:
+            continue
+        c = labs[i]
+        need = [target[c][s] - placed[c][s] for s in range(len(ratios))]
+        s = max(
+            active,
+            key=lambda s: (need[s], (size_target[s] - size_placed[s]) / size_target[s], -s),
+        )
+        put([i], s)
+    parts = [[i for i in shuffled if split_of[i] == s] for s in range(len(ratios))]
+    return parts, stratification_report(parts, labels, ratios)
+
+
+def stratification_report(
+    parts: Sequence[Sequence[int]], labels: Sequence[str] | None, ratios: Sequence[float]
+) -> dict[str, Any]:
+    """How far each class is from its stratified share: ``max_class_deviation`` (rows) and
+    ``classes_loosened`` (classes off by a whole row or more in some split)."""
+    labs = list(labels) if labels is not None else [""] * sum(len(p) for p in parts)
+    class_size = Counter(labs)
+    counts = [Counter(labs[i] for i in part) for part in parts]
+    deviation = {
+        c: max(abs(counts[s][c] - n_c * r) for s, r in enumerate(ratios))
+        for c, n_c in class_size.items()
+    }
+    loosened = [c for c, d in deviation.items() if d >= 1 - 1e-9]
+    return {
+        "max_class_deviation": round(max(deviation.values(), default=0.0), 3),
+        "classes_loosened": len(loosened) if labels is not None else 0,
+    }
+
+
+def _repair_test(
+    parts: list[list[int]],
+    texts: list[str],
+    group_of: Sequence[int],
+    ngram: int,
+    threshold: float,
+) -> int:
+    """Move test groups that ``verify`` would flag into train, until none is flagged.
+
+    Returns the number of rows moved. Checked against train and val together: a test row's
+    n-grams found anywhere in either count, which is stricter than ``verify``.
+    """
+    from tunecheck.data.contamination import find_contamination
+    from tunecheck.examples import Example
+
+    moved = 0
+    while True:
+        others = [Example(id=str(i), input=texts[i]) for i in parts[0] + parts[1]]
+        test = [Example(id=str(i), input=texts[i]) for i in parts[2]]
+        flagged = find_contamination(others, test, ngram=ngram, threshold=threshold)
+        if not flagged:
+            return moved
+        bad = {group_of[int(o.test_id)] for o in flagged}
+        move = [i for i in parts[2] if group_of[i] in bad]
+        parts[2] = [i for i in parts[2] if group_of[i] not in bad]
+        parts[0] = parts[0] + move
+        moved += len(move)
 
 
 def _labels(table: Table, stratify: str | None) -> list[str] | None:
@@ -210,6 +334,10 @@ def split_dataset(
     input_field: str | None = None,
     quoting: Quoting = "auto",
     dedupe: bool = False,
+    group_by: str | None = None,
+    group_near: bool = True,
+    ngram: int = 13,
+    threshold: float = 0.5,
     overwrite: bool = False,
 ) -> Lock:
     """Split a data file into ``train``/``val``/``test`` files and write the lock.
@@ -223,8 +351,11 @@ def split_dataset(
     row has one, else a content hash); ``input_field`` the text checked for
     contamination (default: guessed). ``dedupe`` drops rows whose normalised
     input repeats an earlier row (identical rows would otherwise be refused as
-    duplicate ids, and repeated inputs end up in both train and test). Returns the written lock (for k-fold, the
-    index); advice such as "fewer than 200 examples" is in ``lock.warnings``.
+    duplicate ids). Rows with the same normalised input, near duplicates (``group_near``, at
+    ``verify``'s ``ngram``/``threshold``) and rows sharing a ``group_by`` value stay in one split;
+    ``lock.grouping`` says how many groups were formed and whether they loosened
+    stratification. Returns the written lock (for k-fold, the index); advice such as "fewer
+    than 200 examples" is in ``lock.warnings``.
     """
     out = Path(out_dir)
     if (out / LOCK_NAME).exists() and not overwrite:
@@ -288,15 +419,18 @@ def split_dataset(
             f"only {n} examples: a {split_ratios[2]:.0%} test split ({round(n * split_ratios[2])} examples) is too small "
             "to detect most differences; consider k-fold cross-validation with --folds 5",
         )
-    if input_field is not None and not dedupe:
-        texts = Counter(normalized_text(input_text(r.get(input_field))) for r in table.rows)
-        repeated = sum(c for t, c in texts.items() if c > 1 and t)
-        if repeated:
-            _warn(
-                notes,
-                f"{repeated} rows share their {input_field!r} text with another row; copies that land in different "
-                "splits will be reported by `tunecheck verify`: pass --dedupe or deduplicate the source",
-            )
+    if group_by is not None and group_by not in table.columns:
+        raise missing_column(
+            table, group_by, "group_by", "pass the column that names each row's group"
+        )
+    texts = [input_text(r.get(input_field)) if input_field else "" for r in table.rows]
+    grouping = find_groups(
+        texts,
+        near=group_near and input_field is not None,
+        ngram=ngram,
+        threshold=threshold,
+        keys=[r.get(group_by) for r in table.rows] if group_by else None,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {
@@ -316,10 +450,28 @@ def split_dataset(
     }
     from tunecheck import __version__
 
+    def place(split_ratios: Sequence[float]) -> list[list[int]]:
+        info: dict[str, Any] = {}
+        if grouping.multi_row_groups == 0:
+            parts = assign(ids, labels, split_ratios, seed)
+        else:
+            parts, info = assign_groups(ids, labels, grouping.group_of, split_ratios, seed)
+        moved = 0
+        if folds is None and group_near and input_field is not None:
+            moved = _repair_test(parts, texts, grouping.group_of, ngram, threshold)
+            if moved:
+                rank = {i: k for k, i in enumerate(shuffled_order(ids, seed))}
+                parts = [sorted(p, key=rank.__getitem__) for p in parts]
+                info = stratification_report(parts, labels, split_ratios)
+        common["grouping"] = _grouping_record(grouping, group_by, group_near, info, moved)
+        if grouping.multi_row_groups or moved:
+            _note_grouping(notes, grouping, info, moved, stratify)
+        return parts
+
     if folds is not None:
         if folds > n:
             raise DataError(f"--folds {folds} is more than the {n} examples", where="folds")
-        parts = assign(ids, labels, [1.0 / folds] * folds, seed)
+        parts = place([1.0 / folds] * folds)
         fold_locks = []
         for k in range(folds):
             folder = out / f"fold_{k + 1}"
@@ -357,7 +509,7 @@ def split_dataset(
         write_lock(index, out / LOCK_NAME)
         return index
 
-    parts = assign(ids, labels, split_ratios, seed)
+    parts = place(split_ratios)
     splits: dict[str, SplitInfo] = {}
     for name, idx in zip(SPLIT_NAMES, parts, strict=True):
         stale = out / (name + SUFFIX[table.fmt])
@@ -385,6 +537,45 @@ def split_dataset(
     lock.source = {**common["source"], "path": _relative(path, out)}
     write_lock(lock, out / LOCK_NAME)
     return lock
+
+
+def _grouping_record(
+    grouping: Grouping,
+    group_by: str | None,
+    group_near: bool,
+    info: dict[str, Any],
+    moved: int,
+) -> dict[str, Any]:
+    """What the lock records about groups (``lock.grouping``)."""
+    return {
+        **grouping.summary(),
+        "group_by": group_by,
+        "near_duplicates": group_near,
+        "max_class_deviation": info.get("max_class_deviation"),
+        "classes_loosened": info.get("classes_loosened", 0),
+        "rows_moved_to_train": moved,
+    }
+
+
+def _note_grouping(
+    notes: list[str], grouping: Grouping, info: dict[str, Any], moved: int, stratify: str | None
+) -> None:
+    text = (
+        f"{grouping.rows_in_multi_row_groups} rows form {grouping.multi_row_groups} groups "
+        f"(same text, near duplicates{' or the same group-by value' if grouping.links.get('same_key') else ''}) "
+        f"kept in one split each; {grouping.n_groups} groups in all"
+    )
+    if stratify and info.get("classes_loosened"):
+        text += (
+            f"; to keep them whole, {info['classes_loosened']} classes are off their "
+            f"stratified share by up to {info['max_class_deviation']:g} rows"
+        )
+    if moved:
+        text += (
+            f"; {moved} test rows moved to train because their n-grams occur across several "
+            "training rows (verify would flag them)"
+        )
+    _warn(notes, text)
 
 
 def _relative(path: str | Path, folder: Path) -> str:

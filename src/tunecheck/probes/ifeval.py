@@ -1,13 +1,23 @@
 """IFEval: verifiable instruction checkers and strict/loose accuracy.
 
 Each checker is ``fn(response, **kwargs) -> bool`` registered under its IFEval instruction
-id (``keywords:existence``...), with IFEval's semantics (Zhou et al. 2023, the
-``instruction_following_eval`` reference code). Differences, on purpose and documented:
-sentences are split by IFEval's own regex splitter (the reference counts with NLTK's punkt
-model, which needs a download); all-caps words are counted on a regex tokenisation instead
-of NLTK's ``word_tokenize``; keywords are matched literally (regex-escaped); language
-identification uses ``langdetect`` when installed and a heuristic otherwise
-(:mod:`tunecheck.probes.langid`).
+id (``keywords:existence``...), with the verdicts of the reference code (Zhou et al. 2023,
+``instruction_following_eval``, as lm-evaluation-harness ships it; tested instruction by
+instruction against it in ``tests/probes/test_ifeval_vs_lm_eval.py``):
+
+* language: ``langdetect``, seeded (:mod:`tunecheck.probes.langid`);
+* sentences: NLTK's English punkt model, as the reference counts them. Punkt's model is NLTK
+  data (``punkt_tab``), not part of the ``nltk`` package; when it is not installed
+  (``python -m nltk.downloader punkt_tab``) sentences are split by IFEval's own regex splitter
+  instead and :func:`sentence_counter` says ``"regex"`` (recorded in the probe's details);
+* all-caps words: NLTK's ``word_tokenize`` (one line at a time when punkt is missing: the
+  sentence split only moves a final period, which never changes whether a token is all caps);
+* keywords are regular expressions, as in the reference (a keyword that is not a valid regex
+  is matched literally instead of failing);
+* ``letter_frequency`` with a ``letter`` that is not a letter (the real file asks for ``#`` and
+  ``!``): tunecheck counts that character, as the prompt asks. The reference replaces such a
+  letter by a *random* ASCII letter, so its verdict there is a coin toss; those two
+  instructions are the only deliberate difference.
 
 Scores, as IFEval defines them:
 
@@ -22,6 +32,7 @@ Scores, as IFEval defines them:
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -101,8 +112,35 @@ def split_into_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
+@functools.lru_cache(maxsize=1)
+def _punkt():
+    """NLTK's English punkt sentence tokenizer, or ``None`` when its data is not installed."""
+    try:
+        from nltk.tokenize import PunktTokenizer
+
+        return PunktTokenizer("english")
+    except (ImportError, LookupError, OSError):
+        return None
+
+
+def sentence_counter() -> str:
+    """``"punkt"`` (the reference's NLTK model) or ``"regex"`` (fallback, punkt not installed)."""
+    return "punkt" if _punkt() is not None else "regex"
+
+
 def count_sentences(text: str) -> int:
+    """The number of sentences, counted as the reference does (NLTK English punkt)."""
+    punkt = _punkt()
+    if punkt is not None:
+        return len(punkt.tokenize(text))
     return len(split_into_sentences(text))
+
+
+def word_tokens(text: str) -> list[str]:
+    """NLTK's ``word_tokenize`` (the reference's tokenisation for all-caps words)."""
+    from nltk.tokenize import word_tokenize
+
+    return word_tokenize(text, preserve_line=_punkt() is None)
 
 
 def count_words(text: str) -> int:
@@ -113,17 +151,30 @@ def count_words(text: str) -> int:
 # ----------------------------------------------------------------------------- keywords
 
 
+def _pattern(text: str) -> str:
+    # the reference treats keywords as regular expressions; an invalid one is taken literally
+    try:
+        re.compile(text)
+    except re.error:
+        return re.escape(text)
+    return text
+
+
+def _search(keyword: str, response: str) -> bool:
+    return re.search(_pattern(keyword), response, flags=re.IGNORECASE) is not None
+
+
 @instruction("keywords:existence")
 def keywords_existence(response: str, *, keywords: Sequence[str]) -> bool:
     """Every keyword appears (case-insensitive)."""
-    return all(re.search(re.escape(k), response, flags=re.IGNORECASE) for k in keywords)
+    return all(_search(k, response) for k in keywords)
 
 
 @instruction("keywords:forbidden_words")
 def keywords_forbidden(response: str, *, forbidden_words: Sequence[str]) -> bool:
     """No forbidden word appears as a whole word (case-insensitive)."""
     return not any(
-        re.search(r"\b" + re.escape(w) + r"\b", response, flags=re.IGNORECASE)
+        re.search(r"\b" + _pattern(w) + r"\b", response, flags=re.IGNORECASE)
         for w in forbidden_words
     )
 
@@ -133,7 +184,7 @@ def keywords_frequency(
     response: str, *, keyword: str, frequency: int, relation: str = AT_LEAST
 ) -> bool:
     """``keyword`` occurs (as a substring, case-insensitive) less than / at least N times."""
-    found = len(re.findall(re.escape(keyword), response, flags=re.IGNORECASE))
+    found = len(re.findall(_pattern(keyword.strip()), response, flags=re.IGNORECASE))
     return _compare(found, relation, int(frequency))
 
 
@@ -141,9 +192,11 @@ def keywords_frequency(
 def keywords_letter_frequency(
     response: str, *, letter: str, let_frequency: int, let_relation: str = AT_LEAST
 ) -> bool:
-    """A letter occurs (case-insensitive) less than / at least N times."""
+    """A letter (or, for ``#``, ``!``..., that character) occurs less than / at least N times,
+    case-insensitive."""
     counts = collections.Counter(response.lower())
-    return _compare(counts[letter.strip().lower()], let_relation, int(let_frequency))
+    target = letter.strip().lower() or letter
+    return _compare(counts[target], let_relation, int(let_frequency))
 
 
 # ----------------------------------------------------------------------------- language / case
@@ -157,7 +210,8 @@ def response_language(response: str, *, language: str) -> bool:
 
 
 def _is_english(response: str) -> bool:
-    detected = detect_language(response.lower())
+    # the reference detects on the response as written (all caps included)
+    detected = detect_language(response)
     return True if detected is None else detected == "en"
 
 
@@ -178,8 +232,7 @@ def capital_word_frequency(
     response: str, *, capital_frequency: int, capital_relation: str = AT_LEAST
 ) -> bool:
     """Words written in all capitals occur less than / at least N times."""
-    words = re.findall(r"\w+(?:[-'’]\w+)*", response)
-    n = sum(1 for w in words if w.isupper())
+    n = sum(1 for w in word_tokens(response) if w.isupper())
     return _compare(n, capital_relation, int(capital_frequency))
 
 
@@ -247,12 +300,13 @@ def number_placeholders(response: str, *, num_placeholders: int) -> bool:
 def postscript(response: str, *, postscript_marker: str) -> bool:
     """A postscript starting with the marker (``P.S.``, ``P.P.S``...)."""
     value = response.lower()
+    postscript_marker = postscript_marker.strip()
     if postscript_marker == "P.P.S":
         pattern = r"\s*p\.\s?p\.\s?s.*$"
     elif postscript_marker == "P.S.":
         pattern = r"\s*p\.\s?s\..*$"
     else:
-        pattern = r"\s*" + re.escape(postscript_marker.lower()) + r".*$"
+        pattern = r"\s*" + _pattern(postscript_marker.lower()) + r".*$"
     return bool(re.findall(pattern, value, flags=re.MULTILINE))
 
 
@@ -282,7 +336,7 @@ def number_highlighted_sections(response: str, *, num_highlights: int) -> bool:
 @instruction("detectable_format:multiple_sections")
 def multiple_sections(response: str, *, section_spliter: str, num_sections: int) -> bool:
     """At least N sections, each opened by ``<spliter> <number>`` (e.g. ``SECTION 1``)."""
-    splitter = r"\s?" + re.escape(section_spliter.strip()) + r"\s?\d+\s?"
+    splitter = r"\s?" + _pattern(section_spliter.strip()) + r"\s?\d+\s?"
     return len(re.split(splitter, response)) - 1 >= int(num_sections)
 
 

@@ -225,7 +225,7 @@ def run_probe(
         details["answers"] = scored.answers
         return outcome(probe.name, probe.metric, scored.scores, ids, texts, details)
     if probe.scoring == "ifeval":
-        from tunecheck.probes.ifeval import score_ifeval
+        from tunecheck.probes.ifeval import score_ifeval, sentence_counter
 
         res = score_ifeval(
             texts,
@@ -241,6 +241,7 @@ def run_probe(
             "inst_level_loose_acc": np.array([np.mean(x) for x in res.inst_level_loose]),
         }
         details.update(summary)
+        details["sentence_counter"] = sentence_counter()  # "regex" when punkt is not installed
         details["invalid"] = 0
         details["kind"] = "binary" if probe.metric.startswith("prompt") else "continuous"
         details["followed_strict"] = res.inst_level_strict
