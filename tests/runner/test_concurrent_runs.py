@@ -125,7 +125,7 @@ def _requests(project: Path, limit: int) -> set[tuple[str, str]]:
 
 
 def test_four_runs_on_one_store_all_finish_and_store_each_answer_once(project: Path) -> None:
-    db = project / "shared" / "store.db"
+    db = project / "common" / "store.db"
     store = f"sqlite:///{db}"
     reference = {
         name: run(

@@ -3,7 +3,7 @@ public files (``../shared/data`` beside the repository, or ``--source DIR``).
 
 Not run by the tests: the tests read only the committed subsets. Every selection is
 deterministic (file order, fixed rules); ``tests/data/SOURCES.md`` states each rule.
-Run from the repository root: ``python tests/data/make_fixtures.py [--source DIR]``.
+Run from the repository root: ``python scripts/make_test_fixtures.py [--source DIR]``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "tests" / "data" / "fixtures"
 
 
 def _jsonl_head(src: Path, dst: Path, n: int) -> None:
