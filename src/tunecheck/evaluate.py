@@ -32,22 +32,26 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
     for loaded in state.tasks:
         t = loaded.spec
         outputs = {c.name: state.outputs[(c.name, t.name)].texts for c in spec.contenders}
-        results.append(
-            evaluate_task(
-                t.name,
-                loaded.examples,
-                outputs,
-                metrics=t.metrics,
-                primary_metric=t.primary_metric or t.metrics[0],
-                parser=t.parser,
-                candidate=spec.candidate or spec.contenders[-1].name,
-                baselines=baselines,
-                json_schema=t.json_schema,
-                alpha=spec.thresholds.alpha,
-                n_resamples=spec.bootstrap,
-                seed=spec.seed,
-            )
+        judged = getattr(state, "judge", {}).get(t.name)
+        result = evaluate_task(
+            t.name,
+            loaded.examples,
+            outputs,
+            metrics=t.metrics,
+            primary_metric=t.primary_metric or t.metrics[0],
+            parser=t.parser,
+            candidate=spec.candidate or spec.contenders[-1].name,
+            baselines=baselines,
+            json_schema=t.json_schema,
+            alpha=spec.thresholds.alpha,
+            n_resamples=spec.bootstrap,
+            seed=spec.seed,
+            extra_scores=judged.scores if judged else None,
+            extra_comparisons=judged.comparisons if judged else (),
         )
+        if judged is not None:
+            result.judge = judged.result
+        results.append(result)
     return results
 
 
@@ -110,8 +114,17 @@ def assemble_result(
         probes=probes,
         verdict=verdict,
         errors=errors,
-        meta={"model_calls": state.model_calls, "verification": overlap},
+        meta={"model_calls": state.model_calls, "verification": overlap, **_judge_meta(tasks)},
     )
+
+
+def _judge_meta(tasks: Sequence[TaskResult]) -> dict[str, Any]:
+    """Judge cost over all tasks (requests sent, answered from cache, tokens)."""
+    costs = [t.judge.cost for t in tasks if t.judge is not None]
+    if not costs:
+        return {}
+    fields = type(costs[0]).model_fields
+    return {"judge": {f: sum(getattr(c, f) for c in costs) for f in fields}}
 
 
 def _store_scores(store: Store, run_id: str, tasks: Sequence[TaskResult]) -> None:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
+from tunecheck.judge.result import JudgeTaskResult
 from tunecheck.metrics import MetricScores, score_outputs
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
@@ -129,6 +130,9 @@ class TaskResult(BaseModel):
         description="baseline -> share of examples where its output equals the candidate's",
     )
     examples: list[ExampleOutcome] = Field(default_factory=list)
+    judge: JudgeTaskResult | None = Field(
+        None, description="LLM-judge details: rubric means, pairwise win rates and bias, cost"
+    )
 
     def contender(self, name: str) -> ContenderResult:
         return next(c for c in self.contenders if c.name == name)
@@ -229,12 +233,16 @@ def evaluate_task(
     n_resamples: int = 10_000,
     seed: int = 0,
     keep_examples: bool = True,
+    extra_scores: Mapping[str, Mapping[str, MetricScores]] | None = None,
+    extra_comparisons: Sequence[Comparison] = (),
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
     ``outputs[contender][i]`` answers ``examples[i]`` (``None``: backend error). The
     strongest baseline is the one with the best primary metric; slice comparisons are
-    made against it.
+    made against it. ``extra_scores`` (contender -> metric -> scores) are metrics another
+    stage computed (the LLM judge); ``extra_comparisons`` replace the generic paired
+    comparison for their metric (the judge's pairwise win rate and its sign test).
     """
     if candidate in baselines:
         raise GuardError(
@@ -257,11 +265,18 @@ def evaluate_task(
             raise ValueError(
                 f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
             )
-    scores = {
-        name: score_outputs(metrics, outputs[name], examples, parser, json_schema=json_schema)
-        for name in names
-    }
-    strongest = _strongest(baselines, scores, primary_metric)
+    extra = {name: dict(s) for name, s in (extra_scores or {}).items()}
+    external = {m for s in extra.values() for m in s}
+    own = [m for m in metrics if m not in external]
+    scores = {}
+    for name in names:
+        computed = score_outputs(own, outputs[name], examples, parser, json_schema=json_schema)
+        merged = {**computed, **extra.get(name, {})}
+        scores[name] = {m: merged[m] for m in metrics if m in merged}
+    strongest = _strongest(
+        [b for b in baselines if primary_metric in scores[b]], scores, primary_metric
+    )
+    given = {c.metric for c in extra_comparisons}
 
     comparisons = [
         compare(
@@ -275,7 +290,9 @@ def evaluate_task(
         )
         for b in baselines
         for m in metrics
+        if m not in given and m in scores[candidate] and m in scores[b]
     ]
+    comparisons.extend(c.model_copy() for c in extra_comparisons)
     apply_holm(comparisons)
 
     slice_ids: dict[str, list[str]] = {}
@@ -295,7 +312,7 @@ def evaluate_task(
         slices.append(SliceResult(name=tag, n=len(ids), values=values))
     slice_comparisons = (
         compare_slices(
-            scores[candidate],
+            {m: s for m, s in scores[candidate].items() if m in scores[strongest]},
             scores[strongest],
             slice_ids,
             alpha=alpha,
@@ -311,7 +328,11 @@ def evaluate_task(
     contenders = []
     for name in names:
         per_metric = scores[name]
-        first = next(iter(per_metric.values()))
+        # counts come from a metric scored on every answered output, not from a judge metric
+        first = next(
+            (s for m, s in per_metric.items() if m not in external),
+            next(iter(per_metric.values())),
+        )
         contenders.append(
             ContenderResult(
                 name=name,
@@ -319,7 +340,7 @@ def evaluate_task(
                 n=len(examples),
                 n_scored=first.n,
                 errors=int(first.details.get("errors", 0)),
-                invalid=int(per_metric[primary_metric].details.get("invalid", 0)),
+                invalid=int(per_metric.get(primary_metric, first).details.get("invalid", 0)),
                 details={m: _jsonable(s.details) for m, s in per_metric.items()},
             )
         )
@@ -351,7 +372,7 @@ def evaluate_task(
                     reference=_jsonable(ex.reference if ex.reference is not None else ex.label),
                     outputs={name: outputs[name][i] for name in names},
                     scores={
-                        name: {m: _num(lookup[name][m].get(ex.id)) for m in metrics}
+                        name: {m: _num(lookup[name].get(m, {}).get(ex.id)) for m in metrics}
                         for name in names
                     },
                 )

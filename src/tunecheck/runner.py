@@ -81,6 +81,8 @@ class RunState:
     tasks: list[LoadedTask] = field(default_factory=list)
     outputs: dict[tuple[str, str], ContenderOutputs] = field(default_factory=dict)
     model_calls: int = 0
+    #: task name -> what the LLM judge concluded (tunecheck.judge.stage.JudgeOutcome)
+    judge: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- progress
@@ -310,6 +312,10 @@ def run(
         check_guards(spec, models, tasks)
         with make_progress(console, enabled=options.show_progress) as progress:
             run_generation(state, spec, models, store, progress)
+            if any(t.spec.judge is not None for t in tasks):
+                from tunecheck.judge.run import run_judges
+
+                run_judges(state, spec, store, progress)
             probe_outcomes = run_probes(spec, models, progress) if options.probes else []
         # every request sent to a backend: generation, guards and probes (cache hits excluded)
         state.model_calls = sum(getattr(m, "calls", 0) for m in models.values())

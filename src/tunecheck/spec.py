@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunecheck.errors import SpecError
+from tunecheck.judge.config import JudgeSpec, check_task_metrics
 from tunecheck.prompts import FewShot, Prompt
 
 
@@ -100,11 +101,13 @@ class TaskSpec(_Strict):
     limit: int | None = Field(None, ge=1)
     allow_overlap: bool = False
     near_duplicate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    judge: JudgeSpec | None = None
 
     @model_validator(mode="after")
     def _primary(self) -> TaskSpec:
         if not self.metrics:
             raise ValueError("a task needs at least one metric")
+        self.metrics = check_task_metrics(self.metrics, self.judge)
         if self.primary_metric is None:
             self.primary_metric = self.metrics[0]
         elif self.primary_metric not in self.metrics:
