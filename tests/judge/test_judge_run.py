@@ -121,3 +121,136 @@ def test_fair_judge_rubric_and_pairwise_then_zero_call_rerun(project: Path, serv
     assert j2.cost.calls == 0 and j2.cost.cached == 4 * N
     assert j2.cost.cached_tokens_in == j.cost.tokens_in
     assert again.result.tasks[0].judge.pairwise == j.pairwise
+
+
+def test_position_biased_judge_gives_ties_and_zero_consistency(project: Path, server) -> None:
+    out = _run(project, _spec(server, "judge-first", modes="pairwise"))
+    pw = out.result.tasks[0].judge.pairwise_vs("base")
+    # "A" in both orders = the candidate once, the baseline once: every verdict flips
+    assert (pw.wins, pw.losses, pw.ties, pw.inconsistent) == (0, 0, N, N)
+    assert pw.position_consistency == 0.0 and pw.first_position_rate == 1.0
+    assert pw.win_rate == 0.5 and pw.p_value is None
+    comp = out.result.tasks[0].comparison("judge_win_rate")
+    assert comp.delta == 0.0 and not comp.significant
+    assert all(v.first == "candidate" and v.second == "baseline" for v in pw.verdicts)
+
+
+def test_verbosity_biased_judge_is_flagged_against_the_metric(project: Path, server) -> None:
+    # the baseline's outputs are the longer ones here and the reference matches the short style
+    rows = [
+        {"id": f"q{i:02d}", "input": f"question {i}", "reference": f"ok question {i}"}
+        for i in range(N)
+    ]
+    (project / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = _run(project, _spec(server, "judge-longer", modes="pairwise"))
+    pw = out.result.tasks[0].judge.pairwise_vs("base")
+    assert pw.wins == N  # tuned is always longer
+    bias = pw.verbosity
+    assert bias.judge_prefers_longer == 1.0 and bias.n == N
+    assert bias.metric == "chrf" and bias.metric_n == N
+    assert bias.metric_prefers_longer == 0.0  # chrF prefers the short outputs every time
+    assert "verbosity bias" in bias.note
+
+
+def test_repair_turn_recovers_a_malformed_first_answer(project: Path, server) -> None:
+    out = _run(project, _spec(server, "judge-repair", modes="pairwise"))
+    j = out.result.tasks[0].judge
+    pw = j.pairwise_vs("base")
+    assert pw.errors == 0 and pw.wins == N
+    assert j.cost.repairs == 2 * N and j.cost.calls == 4 * N == server.judge_calls()
+
+
+def test_judge_win_rate_as_primary_metric(project: Path, server) -> None:
+    extra = "\n  primary_metric: judge_win_rate"
+    out = _run(project, _spec(server, "judge-fair", modes="pairwise", extra=extra))
+    task = out.result.tasks[0]
+    assert task.primary_metric == "judge_win_rate"
+    comp = task.comparison()
+    assert comp.metric == "judge_win_rate" and comp.test == "sign_test"
+    assert out.result.verdict.decision == "DEPLOY"
+    assert "judge_win_rate" in out.result.verdict.reasons[0]
+
+
+def test_unparsable_judge_fails_the_run_with_exit_2_and_no_scores(project: Path, server) -> None:
+    (project / "tunecheck.yaml").write_text(_spec(server, "judge-prose"))
+    store = f"sqlite:///{project / 'store.db'}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunecheck",
+            "run",
+            str(project / "tunecheck.yaml"),
+            "--store",
+            store,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "tasks.0.judge.model" in proc.stderr and "judge-prose" in proc.stderr
+    assert "no usable judgement" in proc.stderr
+    # judged once and repaired once per item, and nothing scored or completed in the store
+    assert server.judge_calls() == 2 * 4 * N
+    db = open_store(store)
+    runs = db.list_runs() if hasattr(db, "list_runs") else None
+    import sqlite3
+
+    con = sqlite3.connect(project / "store.db")
+    assert con.execute("select count(*) from scores").fetchone()[0] == 0
+    statuses = [r[0] for r in con.execute("select status from runs")]
+    assert statuses == ["failed"], (statuses, runs)
+
+
+def test_killed_run_resumes_the_missing_judgements_only(project: Path) -> None:
+    with JudgeServer(hang_after=12) as server:
+        (project / "tunecheck.yaml").write_text(_spec(server, "judge-hang", modes="pairwise"))
+        store = f"sqlite:///{project / 'store.db'}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunecheck", "run", "tunecheck.yaml", "--store", store],
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            assert server.reached.wait(120), "the run never reached the hanging judge"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        server.release.set()
+        server.hang_after = None
+        import sqlite3
+
+        con = sqlite3.connect(project / "store.db")
+        # stored as they finish (at least the first batch of 8; 12 were answered before the hang)
+        stored = con.execute(
+            "select count(*) from generations where request like '%Response A%'"
+        ).fetchone()[0]
+        assert 8 <= stored <= 12
+        before = server.judge_calls()
+        out = _run(project, _spec(server, "judge-hang", modes="pairwise"))
+        j = out.result.tasks[0].judge
+        assert j.cost.cached == stored and j.cost.calls == 2 * N - stored
+        assert server.judge_calls() - before == 2 * N - stored
+        assert j.pairwise_vs("base").wins == N
+
+
+def test_template_without_required_placeholder_is_a_spec_error(server) -> None:
+    text = _spec(server, "judge-fair", modes="pairwise").replace(
+        "      against: all",
+        "      against: all\n      template: 'Which is better? {{ output_a }}'",
+    )
+    with pytest.raises(SpecError) as err:
+        parse_spec(text, source="t.yaml")
+    msg = str(err.value)
+    assert "tasks.0.judge.pairwise" in msg and "{{ input }}" in msg and "{{ output_b }}" in msg
+    assert "t.yaml:" in msg
+
+
+def test_judge_metric_without_judge_block_is_a_spec_error(server) -> None:
+    text = _spec(server, "judge-fair", modes="rubric").replace("[chrf]", "[chrf, judge_win_rate]")
+    with pytest.raises(SpecError, match="judge_win_rate.*needs `judge.pairwise`"):
+        parse_spec(text, source="t.yaml")
