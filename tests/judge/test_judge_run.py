@@ -250,3 +250,23 @@ def test_judge_metric_without_judge_block_is_a_spec_error(server) -> None:
     text = _spec(server, "judge-fair", modes="rubric").replace("[chrf]", "[chrf, judge_win_rate]")
     with pytest.raises(SpecError, match=r"judge_win_rate.*needs `judge\.pairwise`"):
         parse_spec(text, source="t.yaml")
+
+
+def test_reports_show_the_judge_cost_win_rate_and_bias(project: Path, server) -> None:
+    from rich.console import Console
+
+    from tunecheck.report.markdown import render_markdown
+    from tunecheck.report.terminal import render_terminal
+
+    out = _run(project, _spec(server, "judge-first", modes="both"))
+    md = render_markdown(out.result)
+    assert "**LLM judge**" in md
+    assert f"judge {server.ref('judge-first')}: {4 * N} new calls, 0 cached" in md
+    assert "pairwise tuned vs base: win rate 0.500 [0.500, 0.500]" in md
+    assert "position consistency 0%, response A chosen 100%" in md
+    assert "warning: the judge changed its verdict with the order on 100% of examples" in md
+    console = Console(record=True, width=200)
+    render_terminal(out.result, console)
+    text = console.export_text()
+    assert "rubric tuned: correct 5.00, polite 1.00 pass (n=24)" in text
+    assert "warning: the judge picked response A in 100%" in text

@@ -56,6 +56,10 @@ def render_markdown(result: RunResult) -> str:
         ]
         if errors:
             lines += ["", "Unscored / unparsable outputs: " + "; ".join(errors) + "."]
+        if task.judge is not None:
+            from tunecheck.judge.report import judge_lines
+
+            lines += ["", "**LLM judge**", ""] + [f"- {_cell(x)}" for x in judge_lines(task.judge)]
         if task.slice_comparisons:
             lines += [
                 "",

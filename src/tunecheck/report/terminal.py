@@ -113,6 +113,14 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
         slices = _slice_table(task)
         if slices is not None:
             console.print(slices)
+        if task.judge is not None:
+            from rich.markup import escape
+
+            from tunecheck.judge.report import judge_lines
+
+            for line in judge_lines(task.judge):
+                style = "yellow" if line.startswith("warning:") else "dim"
+                console.print(f"  [{style}]{escape(line)}[/]", highlight=False)
     if result.probes:
         console.print(_probe_table(result))
     for err in result.errors:
