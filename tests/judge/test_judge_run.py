@@ -270,3 +270,19 @@ def test_reports_show_the_judge_cost_win_rate_and_bias(project: Path, server) ->
     text = console.export_text()
     assert "rubric tuned: correct 5.00, polite 1.00 pass (n=24)" in text
     assert "warning: the judge picked response A in 100%" in text
+
+
+def test_blind_check_from_the_pairwise_judge(project: Path, server) -> None:
+    from tunecheck.judge.blind import judge_blind_check
+    from tunecheck.results import RunResult
+
+    fair = _run(project, _spec(server, "judge-fair", modes="pairwise")).result
+    # the typed result round-trips through JSON (what the store keeps) with the judge inside
+    fair = RunResult.model_validate_json(fair.model_dump_json())
+    check = judge_blind_check(fair.tasks[0])
+    assert check is not None and check.confirms and check.baseline == "base"
+    biased = _run(project, _spec(server, "judge-first", modes="pairwise")).result
+    check = judge_blind_check(biased.tasks[0])
+    assert check is not None and not check.confirms and "order" in check.reason
+    rubric_only = _run(project, _spec(server, "judge-fair", modes="rubric")).result
+    assert judge_blind_check(rubric_only.tasks[0]) is None
