@@ -286,3 +286,31 @@ def test_blind_check_from_the_pairwise_judge(project: Path, server) -> None:
     assert check is not None and not check.confirms and "order" in check.reason
     rubric_only = _run(project, _spec(server, "judge-fair", modes="rubric")).result
     assert judge_blind_check(rubric_only.tasks[0]) is None
+
+
+def test_export_a_runs_judgements_for_people_then_agreement(project: Path, server) -> None:
+    out = _run(project, _spec(server, "judge-first", modes="pairwise"))
+    store = f"sqlite:///{project / 'store.db'}"
+    rows_path = project / "pairs.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunecheck", "judge", "export", out.run_id[:6], "-o",
+         str(rows_path), "--store", store],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in rows_path.read_text().splitlines()]
+    assert len(rows) == N
+    assert rows[0]["output_a"].startswith("GOOD") and rows[0]["output_b"].startswith("ok")
+    # the position-biased judge said "A" both times: candidate first, then baseline first
+    assert {(r["judge"], r["judge_swapped"]) for r in rows} == {("a", "b")}
+    # people label half of the rows: the candidate is better
+    for r in rows[: N // 2]:
+        r["human"] = ["a", "a", "tie"]
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from tunecheck.judge.agreement import agreement_file
+
+    res = agreement_file(rows_path, resamples=200)
+    assert (res.n, res.n_used, res.n_unlabelled) == (N, N // 2, N // 2)
+    assert res.position_consistency.value == 0.0  # over every row judged in both orders
+    assert res.accuracy.value == 0.0  # the order flips made every verdict a tie
+    assert res.judge_tie_share.value == 1.0

@@ -45,7 +45,8 @@ def agreement_cmd(
         return
     console.print(f"[bold]judge vs people[/] · {path}", highlight=False)
     console.print(
-        f"rows {result.n} · used {result.n_used} · judge errors {result.n_judge_errors} · "
+        f"rows {result.n} · used {result.n_used} · unlabelled {result.n_unlabelled} · "
+        f"judge errors {result.n_judge_errors} · "
         f"no human majority {result.n_no_majority} · annotators per row up to {result.annotators}",
         highlight=False,
     )
@@ -65,6 +66,33 @@ def agreement_cmd(
             console.print(f"  {label:<34} {_fmt(est)}", highlight=False)
     console.print(f"[dim]95% bootstrap intervals, {result.resamples} resamples, seed {result.seed}. "
                   f"{result.tie_rule}.[/]", highlight=False)  # fmt: skip
+
+
+@judge_app.command("export")
+def export_cmd(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the rows here (JSONL)."),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="TUNECHECK_STORE", help="SQLAlchemy URL of the run store."
+    ),
+) -> None:
+    """Write a run's pairwise judgements as rows for people to label (`human`)."""
+    from tunecheck.errors import TunecheckError
+    from tunecheck.judge.export import export_rows
+    from tunecheck.judge.pandalm import write_jsonl
+    from tunecheck.store import open_store
+
+    run = open_store(store).get_run(run_id)
+    if not run.get("result"):
+        raise TunecheckError(f"run {run['id']} has no stored result (status: {run['status']})")
+    rows = export_rows(run["result"], task=task)
+    write_jsonl(rows, out)
+    console.print(
+        f"{len(rows)} rows -> {out}; fill in `human` (a = candidate, b = baseline, tie), then "
+        f"`tunecheck judge agreement {out}`",
+        highlight=False,
+    )
 
 
 @judge_app.command("pandalm")

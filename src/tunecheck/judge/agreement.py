@@ -6,7 +6,7 @@ Input: JSON lines, one pairwise comparison per line::
     {"id": "8", "human": ["a", "a", "tie"], "judge": "a"}
 
 ``human`` is one label or a list of several annotators' labels (``"a"``, ``"b"`` or
-``"tie"``, any case). ``judge`` is the judge's verdict; ``judge_swapped`` (optional) the
+``"tie"``, any case); ``null`` marks a row nobody labelled yet (skipped, counted). ``judge`` is the judge's verdict; ``judge_swapped`` (optional) the
 verdict with the two outputs' positions swapped, already expressed in the original
 a/b labelling. Optional ``length_a`` / ``length_b`` (words) or ``output_a`` / ``output_b``
 enable the verbosity check. ``judge`` may be ``null`` or ``"error"`` for a judgement
@@ -73,6 +73,7 @@ class AgreementResult(BaseModel):
     n_used: int = Field(description="rows with a human majority and a judge verdict")
     n_judge_errors: int
     n_no_majority: int
+    n_unlabelled: int = Field(0, description='rows with `"human": null` (not yet reviewed)')
     annotators: int = Field(description="most annotators on one row")
     accuracy: Estimate
     macro_f1: Estimate
@@ -121,8 +122,8 @@ def parse_row(obj: Any, where: str) -> AgreementRow:
         if key not in obj:
             raise DataError(f"missing field `{key}`", where=where)
     human = obj["human"]
-    humans = human if isinstance(human, list) else [human]
-    if not humans:
+    humans = [] if human is None else human if isinstance(human, list) else [human]
+    if isinstance(human, list) and not human:
         raise DataError("field `human` is an empty list", where=where)
     labels = [_label(h, where, "human") for h in humans]
     lengths: dict[str, int | None] = {"a": None, "b": None}
@@ -265,8 +266,11 @@ def agreement(
     rng = np.random.default_rng(seed)
     used_h, used_j = [], []
     used_rows: list[AgreementRow] = []
-    errors = no_majority = 0
+    errors = no_majority = unlabelled = 0
     for r in parsed:
+        if not r.human:
+            unlabelled += 1
+            continue
         h = majority(r.human)
         j = effective_judge(r)
         if j is None:
@@ -303,7 +307,7 @@ def agreement(
     result["human_tie_share"] = _estimate(v, b, n)
 
     # Fleiss' kappa among annotators: rows with the usual (most common) number of annotators
-    sizes = Counter(len(r.human) for r in parsed)
+    sizes = Counter(len(r.human) for r in parsed if r.human)
     raters = max(sizes) if sizes else 0
     fleiss = None
     usual = sizes.most_common(1)[0][0] if sizes else 0
@@ -351,6 +355,7 @@ def agreement(
         n_used=n,
         n_judge_errors=errors,
         n_no_majority=no_majority,
+        n_unlabelled=unlabelled,
         annotators=raters,
         fleiss_kappa=fleiss,
         position_consistency=consistency,
