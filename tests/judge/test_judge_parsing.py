@@ -137,3 +137,23 @@ def test_win_rate_interval_and_sign_test() -> None:
     assert res.ci_low == pytest.approx(res.win_rate - 1.96 * se, abs=0.02)
     assert res.ci_high == pytest.approx(res.win_rate + 1.96 * se, abs=0.02)
     assert len(ids) == 50 and sign_test(0, 0) is None
+
+
+def test_self_judging_is_flagged() -> None:
+    from tunecheck.judge.run import self_judging
+    from tunecheck.spec import parse_spec
+
+    spec = parse_spec(
+        """
+contenders:
+  - {name: base, model: "hf:/models/base"}
+  - {name: tuned, model: "hf:/models/base+adapter=/runs/a"}
+task:
+  data: d.jsonl
+  metrics: [chrf]
+  judge: {model: "hf:/models/base", pairwise: {}}
+"""
+    )
+    warnings = self_judging(spec.tasks[0].judge.model, spec)
+    assert len(warnings) == 2 and "'tuned'" in warnings[1] and "self-preference" in warnings[0]
+    assert self_judging("openai:other@http://127.0.0.1:9/v1", spec) == []

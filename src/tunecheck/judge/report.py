@@ -81,4 +81,5 @@ def judge_lines(judge: JudgeTaskResult) -> list[str]:
             bias += f" vs {v.metric} {_pct(v.metric_prefers_longer)} (n={v.metric_n})"
         lines.append(bias)
         lines += [f"warning: {w}" for w in warnings(pw)]
+    lines += [f"warning: {w}" for w in judge.warnings]
     return lines

@@ -112,6 +112,9 @@ class JudgeTaskResult(BaseModel):
     pairwise: list[PairwiseResult] = Field(default_factory=list)
     cost: JudgeCost = Field(default_factory=JudgeCost)
     errors: list[JudgeErrorRecord] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="reasons to distrust this judge on this task"
+    )
 
     def pairwise_vs(self, baseline: str) -> PairwiseResult | None:
         """The pairwise result against ``baseline`` (None when it was not judged)."""

@@ -29,6 +29,23 @@ def open_judge(ref: str, options: dict[str, Any], store: Store, batch_size: int)
     return CachedModel(load_model(ref, lazy=True, **options), store, chunk_size=batch_size)
 
 
+def _weights_of(ref: str) -> str:
+    """The base weights a model reference points at (an adapter shares its base's weights)."""
+    return ref.split("+", 1)[0].rstrip("/")
+
+
+def self_judging(judge_ref: str, spec: Spec) -> list[str]:
+    """Warn when the judge is (built on) a contender's model: judges favour their own outputs."""
+    out = []
+    for c in spec.contenders:
+        if _weights_of(c.model) == _weights_of(judge_ref):
+            out.append(
+                f"the judge runs on the same weights as contender {c.name!r}: judges tend to "
+                "prefer their own outputs (self-preference); use a judge from another model family"
+            )
+    return out
+
+
 def _metric_lookup(outputs: dict[str, Any], task: Any, examples: Any) -> Any:
     """``(contender, metric) -> MetricScores`` for task metrics, computed once each."""
     cache: dict[tuple[str, str], MetricScores | None] = {}
@@ -80,6 +97,8 @@ def run_judges(state: RunState, spec: Spec, store: Store, progress: Progress) ->
                 progress=advance,
                 where=f"tasks.{idx}.judge",
             )
+        if outcome.result is not None:
+            outcome.result.warnings.extend(self_judging(judge.model, spec))
         state.judge[task.name] = outcome
     for m in models.values():
         m.close()
