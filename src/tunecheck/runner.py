@@ -83,6 +83,8 @@ class RunState:
     model_calls: int = 0
     #: task name -> what the LLM judge concluded (tunecheck.judge.stage.JudgeOutcome)
     judge: dict[str, Any] = field(default_factory=dict)
+    #: judge key -> cached judge model, opened (lazily) before any generation
+    judge_models: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- progress
@@ -297,6 +299,10 @@ def run(
     state = RunState(run_id=run_id, tasks=tasks)
     try:
         models = open_models(spec, store)
+        if any(t.judge is not None for t in spec.tasks):
+            from tunecheck.judge.run import open_judges
+
+            state.judge_models = open_judges(spec, store)  # a bad judge fails before generating
         for c in spec.contenders:
             model = models[_model_key(c)]
             store.add_contender(

@@ -314,3 +314,15 @@ def test_export_a_runs_judgements_for_people_then_agreement(project: Path, serve
     assert res.position_consistency.value == 0.0  # over every row judged in both orders
     assert res.accuracy.value == 0.0  # the order flips made every verdict a tie
     assert res.judge_tie_share.value == 1.0
+
+
+def test_missing_judge_model_fails_before_any_generation(project: Path, server) -> None:
+    from tunecheck.errors import TunecheckError
+
+    text = _spec(server, "judge-fair", modes="pairwise").replace(
+        server.ref("judge-fair"), f"hf:{project / 'no-such-judge'}"
+    )
+    with pytest.raises(TunecheckError) as err:
+        _run(project, text)
+    assert "tasks.0.judge.model" in str(err.value) and "no-such-judge" in str(err.value)
+    assert server.calls["base"] == server.calls["tuned"] == 0

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tunecheck.judge.config import JUDGE_METRICS
+from tunecheck.errors import TunecheckError
+from tunecheck.judge.config import JUDGE_METRICS, JudgeSpec
 from tunecheck.judge.stage import JudgeOutcome, run_task_judge
 from tunecheck.metrics import MetricScores, score_outputs
 
@@ -62,24 +63,46 @@ def _metric_lookup(outputs: dict[str, Any], task: Any, examples: Any) -> Any:
     return lookup
 
 
+def judge_key(judge: JudgeSpec) -> str:
+    return f"{judge.model}|{sorted(judge.options.items())}|{judge.batch_size}"
+
+
+def open_judges(spec: Spec, store: Store) -> dict[str, Model]:
+    """Every task's judge, opened lazily (reference and options checked, weights not loaded)."""
+    models: dict[str, Model] = {}
+    for idx, task in enumerate(spec.tasks):
+        judge = task.judge
+        if judge is None or judge_key(judge) in models:
+            continue
+        try:
+            models[judge_key(judge)] = open_judge(
+                judge.model, judge.options, store, judge.batch_size
+            )
+        except TunecheckError as err:
+            raise type(err)(
+                err.message, where=f"tasks.{idx}.judge.model ({err.where})", hint=err.hint
+            ) from None
+    return models
+
+
 def run_judges(state: RunState, spec: Spec, store: Store, progress: Progress) -> None:
     """Judge every task that has a ``judge:`` block; outcomes go to ``state.judge``."""
     from tunecheck.runner import progress_task
 
-    models: dict[str, Model] = {}
+    models = state.judge_models or open_judges(spec, store)
     for idx, loaded in enumerate(state.tasks):
         task = loaded.spec
         judge = task.judge
         if judge is None:
             continue
-        key = f"{judge.model}|{sorted(judge.options.items())}|{judge.batch_size}"
-        if key not in models:
-            models[key] = open_judge(judge.model, judge.options, store, judge.batch_size)
+        key = judge_key(judge)
         outputs = {c.name: state.outputs[(c.name, task.name)].texts for c in spec.contenders}
         metric_scores = _metric_lookup(outputs, task, loaded.examples)
-        n_items = len(loaded.examples) * (
-            (len(spec.contenders) if judge.rubric else 0) + (2 if judge.pairwise else 0)
-        )
+        pairs = 0
+        if judge.pairwise is not None:
+            every = judge.pairwise.against == "all" or task.primary_metric == "judge_win_rate"
+            pairs = 2 * (len(spec.baselines) if every else 1)
+        n_items = len(loaded.examples) * ((len(spec.contenders) if judge.rubric else 0) + pairs)
         with progress_task(progress, f"judge · {task.name}", n_items) as advance:
             outcome: JudgeOutcome = run_task_judge(
                 judge,
