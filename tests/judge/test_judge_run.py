@@ -248,7 +248,9 @@ def test_template_without_required_placeholder_is_a_spec_error(server) -> None:
 
 def test_judge_metric_without_judge_block_is_a_spec_error(server) -> None:
     text = _spec(server, "judge-fair", modes="rubric").replace("[chrf]", "[chrf, judge_win_rate]")
-    with pytest.raises(SpecError, match=r"judge_win_rate.*needs `judge\.pairwise`"):
+    with pytest.raises(
+        SpecError, match=r"`metrics` lists .judge_win_rate., which needs `judge\.pairwise`"
+    ):
         parse_spec(text, source="t.yaml")
 
 

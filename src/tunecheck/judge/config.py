@@ -156,10 +156,11 @@ def check_task_metrics(metrics: list[str], judge: JudgeSpec | None) -> list[str]
         mode = "rubric" if name in RUBRIC_METRICS else "pairwise"
         if judge is None:
             raise ValueError(
-                f"metric {name!r} needs a `judge:` block in the task (with a `{mode}` mode)"
+                f"`metrics` lists {name!r}, which needs a `judge:` block in the task "
+                f"(with a `{mode}` mode)"
             )
         if getattr(judge, mode) is None:
-            raise ValueError(f"metric {name!r} needs `judge.{mode}` in the task")
+            raise ValueError(f"`metrics` lists {name!r}, which needs `judge.{mode}` in the task")
     if judge is None:
         return metrics
     return metrics + [m for m in judge.metric_names() if m not in metrics]
