@@ -328,3 +328,32 @@ def test_missing_judge_model_fails_before_any_generation(project: Path, server) 
         _run(project, text)
     assert "tasks.0.judge.model" in str(err.value) and "no-such-judge" in str(err.value)
     assert server.calls["base"] == server.calls["tuned"] == 0
+
+
+def test_reference_for_the_judge_must_exist(project: Path, server) -> None:
+    from tunecheck.errors import DataError
+
+    rows = [{"id": f"q{i:02d}", "input": f"question {i}"} for i in range(4)]
+    (project / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = (
+        _spec(server, "judge-fair", modes="pairwise")
+        .replace("      against: all", "      against: all\n      reference: true")
+        .replace("[chrf]", "[judge_win_rate]")
+    )
+    with pytest.raises(DataError, match=r"tasks\.0\.judge\.pairwise\.reference.*4 example"):
+        _run(project, text)
+    assert server.judge_calls() == 0
+
+
+def test_task_scored_by_the_judge_alone(project: Path, server) -> None:
+    rows = [{"id": f"q{i:02d}", "input": f"question {i}"} for i in range(N)]
+    (project / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = _spec(server, "judge-fair", modes="both").replace("[chrf]", "[judge_score]")
+    out = _run(project, text)
+    task = out.result.tasks[0]
+    assert task.metrics == ["judge_score", "judge_pass_rate", "judge_win_rate"]
+    assert task.contender("tuned").n_scored == N and task.contender("base").n_scored == N
+    assert task.comparison().metric == "judge_score" and task.comparison().delta > 0
+    pw = task.judge.pairwise_vs("base")
+    assert pw.verbosity.metric is None and pw.verbosity.judge_prefers_longer == 1.0
+    assert out.result.verdict.decision == "DEPLOY"

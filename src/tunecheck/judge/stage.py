@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tunecheck.errors import TunecheckError
+from tunecheck.errors import DataError, TunecheckError
 from tunecheck.examples import Example
 from tunecheck.judge.config import JUDGE_METRICS, JudgeSpec
 from tunecheck.judge.pairwise import (
@@ -396,6 +396,17 @@ def run_task_judge(
     judged). ``metric_scores(contender, metric)`` gives the task metric's per-example
     scores (for choosing the strongest baseline and the verbosity check).
     """
+    for mode in ("rubric", "pairwise"):
+        cfg = getattr(judge, mode)
+        missing = [ex.id for ex in examples if ex.reference is None]
+        if cfg is not None and cfg.reference and missing:
+            raise DataError(
+                f"`{mode}.reference` shows the reference answer to the judge, but "
+                f"{len(missing)} example(s) have none (first: {missing[0]!r})",
+                where=f"{where}.{mode}.reference",
+                hint="map the reference column with `fields: {reference: ...}`, or set "
+                "`reference: false`",
+            )
     runner = JudgeRunner(judge, model, seed=seed)
     errors: list[JudgeErrorRecord] = []
     outcome = JudgeOutcome()
