@@ -33,25 +33,26 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
         t = loaded.spec
         outputs = {c.name: state.outputs[(c.name, t.name)].texts for c in spec.contenders}
         judged = getattr(state, "judge", {}).get(t.name)
-        result = evaluate_task(
-            t.name,
-            loaded.examples,
-            outputs,
-            metrics=t.metrics,
-            primary_metric=t.primary_metric or t.metrics[0],
-            parser=t.parser,
-            candidate=spec.candidate or spec.contenders[-1].name,
-            baselines=baselines,
-            json_schema=t.json_schema,
-            alpha=spec.thresholds.alpha,
-            n_resamples=spec.bootstrap,
-            seed=spec.seed,
-            extra_scores=judged.scores if judged else None,
-            extra_comparisons=judged.comparisons if judged else (),
+        results.append(
+            evaluate_task(
+                t.name,
+                loaded.examples,
+                outputs,
+                metrics=t.metrics,
+                primary_metric=t.primary_metric or t.metrics[0],
+                parser=t.parser,
+                candidate=spec.candidate or spec.contenders[-1].name,
+                baselines=baselines,
+                json_schema=t.json_schema,
+                alpha=spec.thresholds.alpha,
+                n_resamples=spec.bootstrap,
+                seed=spec.seed,
+                extra_scores=judged.scores if judged else None,
+                extra_comparisons=judged.comparisons if judged else (),
+            )
         )
         if judged is not None:
-            result.judge = judged.result
-        results.append(result)
+            results[-1].judge = judged.result
     return results
 
 

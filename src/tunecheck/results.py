@@ -339,7 +339,7 @@ def evaluate_task(
                 metrics={m: _num(s.value) for m, s in per_metric.items()},
                 n=len(examples),
                 n_scored=first.n,
-                errors=int(first.details.get("errors", 0)),
+                errors=int(first.details.get("errors", sum(o is None for o in outputs[name]))),
                 invalid=int(per_metric.get(primary_metric, first).details.get("invalid", 0)),
                 details={m: _jsonable(s.details) for m, s in per_metric.items()},
             )
