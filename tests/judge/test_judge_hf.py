@@ -73,6 +73,11 @@ task:
             bad = (ex.id, "tuned") in {(e.id, e.contender) for e in j.errors if e.mode == "rubric"}
             assert (ex.scores["tuned"]["judge_score"] is None) == bad
 
+        print(
+            f"SmolLM2 judge: {j.cost.calls} calls ({j.cost.repairs} repairs), "
+            f"rubric judged {sum(j.rubric.judged.values())}/6, pairwise n={pw.n} "
+            f"errors={pw.errors}, tokens {j.cost.tokens_in}/{j.cost.tokens_out}"
+        )
         second = run(spec, options=opts).result.tasks[0].judge
         assert second.cost.calls == 0 and second.cost.cached == j.cost.calls
         assert second.pairwise == j.pairwise and second.rubric == j.rubric
