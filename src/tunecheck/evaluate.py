@@ -35,6 +35,7 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
     for loaded in state.tasks:
         t = loaded.spec
         outputs = {c.name: state.outputs[(c.name, t.name)].texts for c in spec.contenders}
+        judged = getattr(state, "judge", {}).get(t.name)
         results.append(
             evaluate_task(
                 t.name,
@@ -56,8 +57,12 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 seed=spec.seed,
                 samples={c.name: state.outputs[(c.name, t.name)].samples for c in spec.contenders},
                 code=t.code,
+                extra_scores=judged.scores if judged else None,
+                extra_comparisons=judged.comparisons if judged else (),
             )
         )
+        if judged is not None:
+            results[-1].judge = judged.result
     return results
 
 
@@ -174,6 +179,7 @@ def assemble_result(
         meta={
             "model_calls": state.model_calls,
             "verification": overlap,
+            **_judge_meta(tasks),
             **(
                 {"api_key_scrubbed": {f"{c} on {t}": n for (c, t), n in scrubbed.items()}}
                 if scrubbed
@@ -201,6 +207,15 @@ def scrubbed_answers(state: RunState) -> dict[tuple[str, str], int]:
         for key, out in state.outputs.items()
     }
     return {key: n for key, n in counts.items() if n}
+
+
+def _judge_meta(tasks: Sequence[TaskResult]) -> dict[str, Any]:
+    """Judge cost over all tasks (requests sent, answered from cache, tokens)."""
+    costs = [t.judge.cost for t in tasks if t.judge is not None]
+    if not costs:
+        return {}
+    fields = type(costs[0]).model_fields
+    return {"judge": {f: sum(getattr(c, f) for c in costs) for f in fields}}
 
 
 def _store_scores(store: Store, run_id: str, tasks: Sequence[TaskResult]) -> None:

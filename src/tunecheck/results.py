@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, computed_field
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
+from tunecheck.judge.result import JudgeTaskResult
 from tunecheck.length import LengthAdjusted, LengthStats, length_adjusted, length_stats, words_by_id
 from tunecheck.metrics import MetricScores, score_outputs
 from tunecheck.spec import ParserSpec, Thresholds
@@ -160,6 +161,10 @@ class TaskResult(BaseModel):
             (a for a in self.length_adjusted if a.metric == metric and a.baseline == baseline),
             None,
         )
+
+    judge: JudgeTaskResult | None = Field(
+        None, description="LLM-judge details: rubric means, pairwise win rates and bias, cost"
+    )
 
     def contender(self, name: str) -> ContenderResult:
         return next(c for c in self.contenders if c.name == name)
@@ -324,6 +329,8 @@ def evaluate_task(
     completion_tokens: Mapping[str, Sequence[int | None]] | None = None,
     samples: Mapping[str, Sequence[Sequence[str] | None]] | None = None,
     code: Any = None,
+    extra_scores: Mapping[str, Mapping[str, MetricScores]] | None = None,
+    extra_comparisons: Sequence[Comparison] = (),
 ) -> TaskResult:
     """Score every contender, compare the candidate with each baseline, per metric and slice.
 
@@ -332,7 +339,9 @@ def evaluate_task(
     made against it. ``metric_options``: metric -> options; ``completion_tokens``:
     contender -> output length in model tokens per example (for the length report).
     ``samples[contender][i]`` holds every sample for ``examples[i]`` (pass@k scores them
-    all); ``code`` is the task's code settings.
+    all); ``code`` is the task's code settings. ``extra_scores`` (contender -> metric -> scores) are metrics another
+    stage computed (the LLM judge); ``extra_comparisons`` replace the generic paired
+    comparison for their metric (the judge's pairwise win rate and its sign test).
     """
     if candidate in baselines:
         raise GuardError(
@@ -355,16 +364,23 @@ def evaluate_task(
             raise ValueError(
                 f"contender {name!r}: {len(outputs[name])} outputs for {len(examples)} examples"
             )
-    scores = {
-        name: score_outputs(
-            metrics, outputs[name], examples, parser, json_schema=json_schema,
+    extra = {name: dict(s) for name, s in (extra_scores or {}).items()}
+    external = {m for s in extra.values() for m in s}
+    own = [m for m in metrics if m not in external]
+    scores = {}
+    for name in names:
+        computed = score_outputs(
+            own, outputs[name], examples, parser, json_schema=json_schema,
             options=metric_options,
             samples=samples.get(name) if samples else None,
             code=code,
-        )
-        for name in names
-    }  # fmt: skip
-    strongest = _strongest(baselines, scores, primary_metric)
+        )  # fmt: skip
+        merged = {**computed, **extra.get(name, {})}
+        scores[name] = {m: merged[m] for m in metrics if m in merged}
+    strongest = _strongest(
+        [b for b in baselines if primary_metric in scores[b]], scores, primary_metric
+    )
+    given = {c.metric for c in extra_comparisons}
 
     comparisons = [
         compare(
@@ -378,7 +394,9 @@ def evaluate_task(
         )
         for b in baselines
         for m in metrics
+        if m not in given and m in scores[candidate] and m in scores[b]
     ]
+    comparisons.extend(c.model_copy() for c in extra_comparisons)
     apply_holm(comparisons)
 
     ids = [e.id for e in examples]
@@ -411,7 +429,7 @@ def evaluate_task(
         slices.append(SliceResult(name=tag, n=len(ids), values=values))
     slice_comparisons = (
         compare_slices(
-            scores[candidate],
+            {m: s for m, s in scores[candidate].items() if m in scores[strongest]},
             scores[strongest],
             slice_ids,
             alpha=alpha,
@@ -427,15 +445,19 @@ def evaluate_task(
     contenders = []
     for name in names:
         per_metric = scores[name]
-        first = next(iter(per_metric.values()))
+        # counts come from a metric scored on every answered output, not from a judge metric
+        first = next(
+            (s for m, s in per_metric.items() if m not in external),
+            next(iter(per_metric.values())),
+        )
         contenders.append(
             ContenderResult(
                 name=name,
                 metrics={m: _num(s.value) for m, s in per_metric.items()},
                 n=len(examples),
                 n_scored=first.n,
-                errors=int(first.details.get("errors", 0)),
-                invalid=int(per_metric[primary_metric].details.get("invalid", 0)),
+                errors=int(first.details.get("errors", sum(o is None for o in outputs[name]))),
+                invalid=int(per_metric.get(primary_metric, first).details.get("invalid", 0)),
                 details={m: _jsonable(s.details) for m, s in per_metric.items()},
             )
         )
@@ -467,7 +489,7 @@ def evaluate_task(
                     reference=_jsonable(ex.reference if ex.reference is not None else ex.label),
                     outputs={name: outputs[name][i] for name in names},
                     scores={
-                        name: {m: _num(lookup[name][m].get(ex.id)) for m in metrics}
+                        name: {m: _num(lookup[name].get(m, {}).get(ex.id)) for m in metrics}
                         for name in names
                     },
                 )

@@ -101,6 +101,10 @@ class RunState:
     tasks: list[LoadedTask] = field(default_factory=list)
     outputs: dict[tuple[str, str], ContenderOutputs] = field(default_factory=dict)
     model_calls: int = 0
+    #: task name -> what the LLM judge concluded (tunecheck.judge.stage.JudgeOutcome)
+    judge: dict[str, Any] = field(default_factory=dict)
+    #: judge key -> cached judge model, opened (lazily) before any generation
+    judge_models: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- progress
@@ -331,6 +335,10 @@ def run(
     heartbeat = Heartbeat(lambda: store.heartbeat(run_id)).start()
     try:
         models = open_models(spec, store)
+        if any(t.judge is not None for t in spec.tasks):
+            from tunecheck.judge.run import open_judges
+
+            state.judge_models = open_judges(spec, store)  # a bad judge fails before generating
         for c in spec.contenders:
             model = models[_model_key(c)]
             store.add_contender(
@@ -347,6 +355,10 @@ def run(
         plan = plan_probes(spec, models, store, enabled=options.probes)
         with make_progress(console, enabled=options.show_progress) as progress:
             run_generation(state, spec, models, store, progress)
+            if any(t.spec.judge is not None for t in tasks):
+                from tunecheck.judge.run import run_judges
+
+                run_judges(state, spec, store, progress)
             probe_outcomes = run_probes(spec, models, progress, plan=plan) if plan.base else []
         # every request sent to a backend: generation, guards and probes (cache hits excluded)
         state.model_calls = sum(getattr(m, "calls", 0) for m in models.values())

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunecheck.errors import SpecError
+from tunecheck.judge.config import JudgeSpec, check_task_metrics
 from tunecheck.probe_rules import DEFAULT_PROBE_N
 from tunecheck.prompts import FewShot, Prompt
 
@@ -139,6 +140,7 @@ class TaskSpec(_Strict):
         default_factory=list, description="slices on which a significant drop blocks DEPLOY"
     )
     code: CodeSpec | None = None
+    judge: JudgeSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +176,7 @@ class TaskSpec(_Strict):
     def _primary(self) -> TaskSpec:
         if not self.metrics:
             raise ValueError("a task needs at least one metric")
+        self.metrics = check_task_metrics(self.metrics, self.judge)
         if self.code is None and any(PASS_AT_K.match(m) for m in self.metrics):
             self.code = CodeSpec()  # pass@k means a code task
         if self.primary_metric is None:

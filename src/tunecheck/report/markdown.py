@@ -72,6 +72,10 @@ def render_markdown(result: RunResult) -> str:
                 "|---|---:|---:|---:|---:|---|",
             ]
             lines += [f"| {' | '.join(_cell(c) for c in row)} |" for row in length_rows]
+        if task.judge is not None:
+            from tunecheck.judge.report import judge_lines
+
+            lines += ["", "**LLM judge**", ""] + [f"- {_cell(x)}" for x in judge_lines(task.judge)]
         if task.slice_comparisons:
             lines += [
                 "",

@@ -171,6 +171,14 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
             console.print(slices)
         if task.folds:
             console.print(_fold_table(task))
+        if task.judge is not None:
+            from rich.markup import escape
+
+            from tunecheck.judge.report import judge_lines
+
+            for line in judge_lines(task.judge):
+                style = "yellow" if line.startswith("warning:") else "dim"
+                console.print(f"  [{style}]{escape(line)}[/]", highlight=False)
     if result.probes:
         console.print(_probe_table(result))
         for p in result.probes:
