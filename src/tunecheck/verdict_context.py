@@ -116,6 +116,10 @@ def context_for(
     blind = None
     if required:
         blind = BlindCheck(required=True, n=max(t.blind_check_examples for t in required))
+        names = {t.name for t in required}
+        blind = judged_blind_check(
+            [t for t in tasks if t.name in names], blind, alpha=spec.thresholds.alpha
+        )
     backend, _ = split_model_ref(spec.candidate_spec.model)
     return VerdictContext(
         run_id=run_id,
@@ -133,6 +137,58 @@ def context_for(
 def _mark(verdict: Verdict, qualifier: str) -> None:
     if qualifier not in verdict.qualifiers:
         verdict.qualifiers.append(qualifier)
+
+
+def judged_blind_check(
+    tasks: Sequence[TaskResult], pending: BlindCheck, *, alpha: float = 0.05
+) -> BlindCheck:
+    """The blind check as a pairwise LLM judge settled it, or ``pending`` when it did not.
+
+    Done and passed when the judge prefers the candidate beyond noise on every task that
+    needs the check (:func:`tunecheck.judge.blind.judge_blind_check`: both orders, position
+    consistency of at least 70%); done and *not* passed when a consistent judge prefers the
+    strongest baseline beyond noise on any of them. Anything else (no pairwise judge, an
+    order-biased judge, no clear preference) leaves the check to people:
+    ``tunecheck review RUN``.
+    """
+    from tunecheck.judge.blind import LOW_CONSISTENCY, judge_blind_check
+
+    checks = [judge_blind_check(t, alpha=alpha) for t in tasks]
+    if not checks or any(c is None for c in checks):
+        return pending
+    done = [c for c in checks if c is not None]
+    against = [
+        c
+        for c in done
+        if c.position_consistency is not None
+        and c.position_consistency >= LOW_CONSISTENCY
+        and c.win_rate is not None
+        and c.win_rate < 0.5
+        and c.p_value is not None
+        and c.p_value < alpha
+        and c.ci_high is not None
+        and c.ci_high < 0.5
+    ]
+    if not against and not all(c.confirms for c in done):
+        return pending
+    note = "; ".join(
+        f"{c.task}: win rate {c.win_rate:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}] vs {c.baseline}, "
+        f"position consistency {c.position_consistency:.0%}"
+        for c in done
+        if c.win_rate is not None
+        and c.ci_low is not None
+        and c.ci_high is not None
+        and c.position_consistency is not None
+    )
+    return BlindCheck(
+        required=True,
+        n=pending.n,
+        done=True,
+        passed=not against,
+        examples=min(c.n for c in done),
+        method=done[0].by,
+        note=note,
+    )
 
 
 def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:

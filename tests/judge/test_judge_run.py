@@ -221,11 +221,13 @@ def test_killed_run_resumes_the_missing_judgements_only(project: Path) -> None:
         import sqlite3
 
         con = sqlite3.connect(project / "store.db")
-        # stored as they finish (at least the first batch of 8; 12 were answered before the hang)
+        # each judgement is stored as its answer arrives (HTTP backends commit per answer), so
+        # what is stored is at most the 12 answered; how many of those the client had read
+        # when the kill came is up to the scheduler. The resume must make up exactly the rest.
         stored = con.execute(
             "select count(*) from generations where request like '%Response A%'"
         ).fetchone()[0]
-        assert 8 <= stored <= 12
+        assert stored <= 12
         before = server.judge_calls()
         out = _run(project, _spec(server, "judge-hang", modes="pairwise"))
         j = out.result.tasks[0].judge
@@ -288,6 +290,22 @@ def test_blind_check_from_the_pairwise_judge(project: Path, server) -> None:
     assert check is not None and not check.confirms and "order" in check.reason
     rubric_only = _run(project, _spec(server, "judge-fair", modes="rubric")).result
     assert judge_blind_check(rubric_only.tasks[0]) is None
+    # the verdict uses it: chrf is not an exact metric, so a blind check is required; the
+    # consistent pairwise judge settles it, an order-biased one or a rubric alone does not
+    v = fair.verdict
+    assert v.decision == "DEPLOY" and not v.pending_review and v.label == "DEPLOY"
+    assert v.blind_check.done and v.blind_check.passed and v.blind_check.examples == N
+    assert v.blind_check.method.startswith("judge ")
+    assert any("blind check by judge" in r for r in v.reasons)
+    assert rubric_only.verdict.decision == "DEPLOY" and rubric_only.verdict.pending_review
+    assert not rubric_only.verdict.blind_check.done
+    assert not biased.verdict.blind_check.done
+    # a consistent judge that prefers the baseline fails the check
+    worse = _spec(server, "judge-fair", modes="pairwise").replace(
+        "probes: []", "probes: []\ncandidate: base"
+    )
+    w = _run(project, worse).result.verdict
+    assert w.decision != "DEPLOY" and w.blind_check.done and w.blind_check.passed is False
 
 
 def test_export_a_runs_judgements_for_people_then_agreement(project: Path, server) -> None:
