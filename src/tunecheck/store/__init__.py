@@ -36,7 +36,7 @@ from tunecheck.store.schema import (
 )
 
 #: the Alembic head revision this code expects (a test keeps it equal to the migrations)
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0003"
 DEFAULT_PATH = Path(".tunecheck") / "tunecheck.db"
 _CHUNK = 500
 
