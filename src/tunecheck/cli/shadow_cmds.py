@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 
-from tunecheck.cli import app, console, err_console, print_json
+from tunecheck.cli import app, console
 
 shadow_app = typer.Typer(
     help="Shadow deployment: mirror real traffic to the candidate (or split users), "
@@ -15,7 +14,9 @@ shadow_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-ab_app = typer.Typer(help="A/B tests: plan the sample size, analyse outcome events.", no_args_is_help=True)
+ab_app = typer.Typer(
+    help="A/B tests: plan the sample size, analyse outcome events.", no_args_is_help=True
+)
 app.add_typer(shadow_app, name="shadow")
 app.add_typer(ab_app, name="ab")
 
@@ -73,6 +74,11 @@ def shadow_cmd(
     production_timeout: float = typer.Option(
         600.0, "--production-timeout", help="Seconds a production call may take."
     ),
+    shutdown_grace: float = typer.Option(
+        5.0,
+        "--shutdown-grace",
+        help="Seconds to let queued mirrors finish on shutdown (the rest stay `pending`).",
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the mirror sampling."),
     store: str | None = typer.Option(
         None, "--store", help="Run store URL [default: TUNECHECK_STORE or .tunecheck/]."
@@ -106,6 +112,13 @@ def shadow_cmd(
         mirror_concurrency=concurrency,
         candidate_timeout=candidate_timeout,
         production_timeout=production_timeout,
+        shutdown_grace=shutdown_grace,
         seed=seed,
     )
-    serve(config, host=host, port=port, store_url=store, echo=lambda m: console.print(m, highlight=False, soft_wrap=True, markup=False))
+    serve(
+        config,
+        host=host,
+        port=port,
+        store_url=store,
+        echo=lambda m: console.print(m, highlight=False, soft_wrap=True, markup=False),
+    )

@@ -38,6 +38,7 @@ class ShadowConfig:
     mirror_concurrency: int = 16
     candidate_timeout: float = 60.0
     production_timeout: float = 600.0
+    shutdown_grace: float = 5.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ class ShadowConfig:
             "mirror_concurrency": self.mirror_concurrency,
             "candidate_timeout": self.candidate_timeout,
             "production_timeout": self.production_timeout,
+            "shutdown_grace": self.shutdown_grace,
         }
 
 

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
 import socket
 import sys
 import time
@@ -156,7 +157,7 @@ class ShadowApp:
                 ]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self._shutdown()
+                await self._shutdown(self.config.shutdown_grace)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -443,6 +444,14 @@ async def _read_body(receive: Receive) -> bytes:
 # ------------------------------------------------------------------ serving
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _stop_signal(_sig: int, _frame: Any) -> None:
+    raise _Stopped
+
+
 def check_reachable(url: str, *, timeout: float = 5.0) -> str | None:
     """None when an HTTP server answers at ``url`` (any status), else why not."""
     import httpx
@@ -535,9 +544,15 @@ def serve(
         f"production {config.production_url}, {what}"
     )
     sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # previous handler: catch it here so the log is flushed and the summary printed
+    previous = signal.signal(signal.SIGTERM, _stop_signal)
     try:
         server.run(sockets=[sock])
+    except (_Stopped, KeyboardInterrupt):
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         log.close()
         sock.close()
         echo(

@@ -62,9 +62,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["session_id"], ["shadow_sessions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_shadow_requests_session", "shadow_requests", ["session_id", "created_at"]
-    )
+    op.create_index("ix_shadow_requests_session", "shadow_requests", ["session_id", "created_at"])
     op.create_index("ix_shadow_requests_unit_id", "shadow_requests", ["unit_id"])
 
 
