@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
-from tunecheck.cli import app, console
+from tunecheck.cli import app, console, print_json
 
 shadow_app = typer.Typer(
     help="Shadow deployment: mirror real traffic to the candidate (or split users), "
@@ -122,3 +123,128 @@ def shadow_cmd(
         store_url=store,
         echo=lambda m: console.print(m, highlight=False, soft_wrap=True, markup=False),
     )
+
+
+@ab_app.command("plan")
+def ab_plan_cmd(
+    mde: float = typer.Option(..., "--mde", help="Smallest difference worth detecting (absolute)."),
+    baseline_rate: float | None = typer.Option(
+        None, "--baseline-rate", help="Control conversion rate (binary outcome)."
+    ),
+    sd: float | None = typer.Option(None, "--sd", help="Outcome standard deviation (continuous)."),
+    baseline_mean: float = typer.Option(0.0, "--baseline-mean", help="Control mean (continuous)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
+    power: float = typer.Option(0.8, "--power", help="Probability of detecting the MDE."),
+    split: float = typer.Option(0.5, "--split", help="Share of units in the treatment."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Units needed: fixed-horizon z-test and the always-valid sequential test."""
+    from tunecheck.errors import TunecheckError
+    from tunecheck.shadow.plan import plan_binary, plan_continuous
+
+    if (baseline_rate is None) == (sd is None):
+        raise TunecheckError(
+            "give --baseline-rate (binary outcome) or --sd (continuous outcome)",
+            hint="e.g. tunecheck ab plan --baseline-rate 0.3 --mde 0.02",
+        )
+    if baseline_rate is not None:
+        plan = plan_binary(baseline_rate, mde, alpha=alpha, power=power, share=split)
+    else:
+        plan = plan_continuous(
+            sd or 0.0, mde, baseline_mean=baseline_mean, alpha=alpha, power=power, share=split
+        )
+    if as_json:
+        print_json(plan.to_dict())
+        return
+    what = (
+        f"rate {plan.baseline:g} -> {plan.baseline + plan.mde:g}"
+        if plan.outcome == "binary"
+        else f"mean {plan.baseline:g} -> {plan.baseline + plan.mde:g} (sd {sd:g})"
+    )
+    console.print(
+        f"[bold]A/B plan[/]: detect {what} with power {plan.power:g} at alpha {plan.alpha:g}, "
+        f"{plan.treatment_share:.0%} of units in the treatment",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"  fixed horizon (look once):    {plan.fixed_n_total:>9,} units "
+        f"({plan.fixed_n_control:,} control + {plan.fixed_n_treatment:,} treatment)",
+        highlight=False,
+    )
+    console.print(
+        f"  sequential (peek any time):   {plan.sequential_n_total:>9,} units "
+        f"({plan.sequential_n_control:,} + {plan.sequential_n_treatment:,}); "
+        f"analyse with `tunecheck ab analyze EVENTS --mde {plan.mde:g}`",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@ab_app.command("analyze")
+def ab_analyze_cmd(
+    events: Path = typer.Argument(
+        ..., help="Events (.jsonl, .csv, .parquet): unit_id, variant, outcome."
+    ),
+    control: str | None = typer.Option(None, "--control", help="The control variant's name."),
+    treatment: str | None = typer.Option(None, "--treatment", help="The treatment's name."),
+    expected_split: float = typer.Option(
+        0.5,
+        "--expected-split",
+        help="Designed share of units in the treatment (for the SRM check).",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
+    mde: float | None = typer.Option(
+        None, "--mde", help="The planned MDE: tunes the sequential test as `ab plan` did."
+    ),
+    tau: float | None = typer.Option(None, "--tau", help="Mixing sd of the sequential test."),
+    lower_is_better: bool = typer.Option(
+        False, "--lower-is-better", help="A smaller outcome is better (errors, edits, latency)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Difference, always-valid sequential test and sample-ratio-mismatch check.
+
+    Exit status 1 when the split is broken (sample ratio mismatch): no conclusion."""
+    from tunecheck.shadow.ab import analyze
+
+    res = analyze(
+        events,
+        control=control,
+        treatment=treatment,
+        expected_share=expected_split,
+        alpha=alpha,
+        mde=mde,
+        tau=tau,
+        higher_is_better=not lower_is_better,
+    )
+    if as_json:
+        print_json(res.to_dict())
+    else:
+        _print_ab(res)
+    if res.srm.mismatch:
+        raise typer.Exit(1)
+
+
+def _print_ab(res) -> None:  # type: ignore[no-untyped-def]
+    fmt = "{:.2%}" if res.outcome == "binary" else "{:.4g}"
+    pts = (lambda x: f"{x * 100:+.2f} pts") if res.outcome == "binary" else (lambda x: f"{x:+.4g}")
+    lines = [
+        f"[bold]A/B[/] {res.path}: {res.outcome} outcome, {res.events:,} events",
+        f"  {res.control:<12} {res.units_control:>8,} units   mean {fmt.format(res.mean_control)}",
+        f"  {res.treatment:<12} {res.units_treatment:>8,} units   mean {fmt.format(res.mean_treatment)}",
+        f"  difference {pts(res.difference)}  95% CI [{pts(res.ci_low)}, {pts(res.ci_high)}] (look once)",
+        f"  sequential: always-valid p = {res.seq_p_value:.3g}, "
+        f"CI [{pts(res.seq_ci_low)}, {pts(res.seq_ci_high)}] (valid at every look; mSPRT, tau {res.tau:.3g})",
+        f"  split: {res.srm.observed_treatment_share:.2%} in {res.treatment} "
+        f"(designed {res.srm.expected_treatment_share:.0%}), SRM chi-square p = {res.srm.p_value:.3g}",
+    ]
+    if res.both_variants:
+        lines.append(
+            f"  [yellow]{res.both_variants} unit(s) appear in both variants and were excluded[/]"
+            f" (e.g. {', '.join(res.both_variants_examples[:3])})"
+        )
+    colour = "red" if res.srm.mismatch else "green" if "BETTER" in res.decision else "yellow"
+    lines.append(f"[bold {colour}]{res.decision}[/]: {res.reason}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
