@@ -15,7 +15,7 @@ def stubs() -> Iterator:
     """``stubs(mode="ok", delay=0)`` starts a stub server; all are stopped afterwards."""
     started: list[Proc] = []
 
-    def start(mode: str = "ok", delay: float = 0.0, model: str = "stub") -> Proc:
+    def start(mode: str = "ok", delay: float = 0.0, model: str = "stub", *extra: str) -> Proc:
         p = spawn(
             [
                 "-m",
@@ -26,6 +26,7 @@ def stubs() -> Iterator:
                 str(delay),
                 "--model",
                 model,
+                *extra,
                 "--lifetime",
                 "600",
             ]

@@ -248,3 +248,127 @@ def _print_ab(res) -> None:  # type: ignore[no-untyped-def]
     lines.append(f"[bold {colour}]{res.decision}[/]: {res.reason}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+@shadow_app.command("report")
+def shadow_report_cmd(
+    session: str | None = typer.Option(
+        None, "--session", help="Session id or prefix [default: the latest]."
+    ),
+    all_sessions: bool = typer.Option(False, "--all", help="Every session together."),
+    top: int = typer.Option(5, "--top", help="How many disagreeing pairs to show."),
+    store: str | None = typer.Option(None, "--store", help="Run store URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """What the logged pairs say: errors, latency, length, agreement, disagreements."""
+    from tunecheck.shadow.log import load_requests
+    from tunecheck.shadow.report import build_report
+
+    sessions, rows = load_requests(store, session, latest=not all_sessions)
+    rep = build_report(sessions, rows, top=top)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    _print_report(rep)
+
+
+def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
+    out = []
+    ids = ", ".join(s["id"] for s in rep.sessions)
+    c = rep.counts
+    out.append(
+        f"[bold]shadow report[/] (session {ids}): {c['requests']:,} requests, "
+        f"{rep.pairs:,} complete pairs; mirrors: {c['done']:,} done, {c['pending']:,} unfinished, "
+        f"{c['dropped']:,} dropped (queue full), {c['not_sampled']:,} not sampled"
+    )
+
+    def diff_line(d, unit: str = "", pct: bool = False) -> str:  # type: ignore[no-untyped-def]
+        f = (lambda x: f"{x * 100:.1f}%") if pct else (lambda x: f"{x:.4g}{unit}")
+        g = (lambda x: f"{x * 100:+.1f} pts") if pct else (lambda x: f"{x:+.4g}{unit}")
+        line = (
+            f"  {d.name:<22} production {f(d.production):>10}  candidate {f(d.candidate):>10}  "
+            f"diff {g(d.difference)} [{g(d.ci_low)}, {g(d.ci_high)}]"
+        )
+        if d.p_value is not None:
+            line += f"  McNemar p = {d.p_value:.3g}"
+        return line
+
+    if rep.errors:
+        out.append(diff_line(rep.errors, pct=True))
+    if rep.latency_ms:
+        out.append(diff_line(rep.latency_ms, " ms"))
+        m = rep.latency_median_ms
+        out.append(
+            f"  {'median latency':<22} production {m['production']:>8.1f} ms  candidate "
+            f"{m['candidate']:>8.1f} ms  ({m['ratio']:.2f}x)"
+        )
+    if rep.length:
+        out.append(diff_line(rep.length))
+    if rep.identical is not None:
+        line = f"  {'identical answers':<22} {rep.identical:.1%}"
+        if rep.similarity_chrf is not None:
+            line += f"; mean chrF similarity {rep.similarity_chrf:.3f}"
+        out.append(line)
+    for d in rep.reference_free:
+        out.append(diff_line(d, pct=d.name in ("empty", "valid_json")) + f"  ({d.note})")
+    if rep.judge:
+        j = rep.judge
+        out.append(
+            f"  judge: candidate win rate {j.get('win_rate', float('nan')):.1%} "
+            f"[{j.get('ci_low', float('nan')):.1%}, {j.get('ci_high', float('nan')):.1%}], "
+            f"{j.get('wins', 0)} wins / {j.get('losses', 0)} losses / {j.get('ties', 0)} ties, "
+            f"sign test p = {j.get('sign_test_p', float('nan')):.3g}, {j['judge_errors']} judge errors"
+        )
+    for name, v in rep.variants.items():
+        err = "n/a" if v["error_rate"] is None else f"{v['error_rate']:.1%}"
+        lat = "n/a" if v["latency_median_ms"] is None else f"{v['latency_median_ms']:.1f} ms"
+        out.append(
+            f"  split {name:<11} {v['requests']:>7,} requests from {v['units']:,} units "
+            f"({v['unassigned']:,} without a user key): errors {err}, median latency {lat}"
+        )
+    if rep.disagreements:
+        out.append("[bold]where they disagree most[/]")
+        for d in rep.disagreements:
+            sim = "" if d.similarity is None else f" (similarity {d.similarity:.2f})"
+            out.append(f"  {d.request_id[:12]}{sim}: {d.why}")
+            out.append(f"    request:    {d.request}")
+            out.append(f"    production: {d.production}")
+            out.append(f"    candidate:  {d.candidate}")
+    for note in rep.notes:
+        out.append(f"[yellow]note:[/] {note}")
+    for line in out:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@shadow_app.command("export")
+def shadow_export_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for shadow.jsonl."),
+    session: str | None = typer.Option(None, "--session", help="Session id or prefix."),
+    all_sessions: bool = typer.Option(False, "--all", help="Every session together."),
+    store: str | None = typer.Option(None, "--store", help="Run store URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Production traffic as a new data set (input, production's answer as reference)."""
+    from tunecheck.shadow.export import export_pairs
+    from tunecheck.shadow.log import load_requests
+
+    _, rows = load_requests(store, session, latest=not all_sessions)
+    res = export_pairs(rows, out)
+    if as_json:
+        print_json(
+            {
+                "path": str(res.path),
+                "rows": res.rows,
+                "skipped_errors": res.skipped_errors,
+                "skipped_repeats": res.skipped_repeats,
+                "skipped_no_content": res.skipped_no_content,
+            }
+        )
+        return
+    console.print(
+        f"wrote {res.rows:,} rows to {res.path} (skipped: {res.skipped_repeats} repeated, "
+        f"{res.skipped_errors} failed, {res.skipped_no_content} without content)\n"
+        f"lock it as a test set: tunecheck split {res.path} --out {out / 'splits'}",
+        highlight=False,
+        soft_wrap=True,
+    )

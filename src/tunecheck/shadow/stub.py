@@ -51,18 +51,18 @@ def _response(
     return head + body
 
 
-def answer_text(payload: dict[str, Any]) -> str:
-    """What the stub answers for a request: ``echo: `` + the last user text."""
+def answer_text(payload: dict[str, Any], prefix: str = "echo: ") -> str:
+    """What the stub answers for a request: ``prefix`` + the last user text."""
     if "messages" in payload:
         msgs = payload.get("messages") or [{}]
         content = msgs[-1].get("content", "") if isinstance(msgs[-1], dict) else ""
     else:
         content = payload.get("prompt", "")
-    return f"echo: {content}"
+    return f"{prefix}{content}"
 
 
-def _completion(payload: dict[str, Any], chat: bool, model: str) -> bytes:
-    text = answer_text(payload)
+def _completion(payload: dict[str, Any], chat: bool, model: str, prefix: str) -> bytes:
+    text = answer_text(payload, prefix)
     usage = {
         "prompt_tokens": 5,
         "completion_tokens": len(text.split()),
@@ -84,8 +84,8 @@ def _completion(payload: dict[str, Any], chat: bool, model: str) -> bytes:
     return json.dumps(obj).encode()
 
 
-def _sse(payload: dict[str, Any], chat: bool) -> bytes:
-    words = answer_text(payload).split(" ")
+def _sse(payload: dict[str, Any], chat: bool, prefix: str) -> bytes:
+    words = answer_text(payload, prefix).split(" ")
     events = []
     for i, w in enumerate(words):
         piece = w if i == 0 else " " + w
@@ -176,7 +176,7 @@ class StubProtocol(asyncio.Protocol):
             return
         if srv.delay:
             await asyncio.sleep(srv.delay)
-        if srv.mode == "error":
+        if srv.mode == "error" or (srv.fail_every and srv.stats.requests % srv.fail_every == 0):
             self._write(_response(500, b'{"error": {"message": "the engine is overloaded"}}'))
             return
         if srv.mode == "leak":
@@ -190,9 +190,13 @@ class StubProtocol(asyncio.Protocol):
             return
         extra = b"x-request-id: stub-%d\r\nopenai-processing-ms: 1\r\n" % srv.stats.requests
         if payload.get("stream"):
-            self._write(_response(200, _sse(payload, chat), b"text/event-stream", extra))
+            self._write(
+                _response(200, _sse(payload, chat, srv.prefix), b"text/event-stream", extra)
+            )
         else:
-            self._write(_response(200, _completion(payload, chat, srv.model), extra=extra))
+            self._write(
+                _response(200, _completion(payload, chat, srv.model, srv.prefix), extra=extra)
+            )
 
     def _write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -205,12 +209,21 @@ class StubProtocol(asyncio.Protocol):
 class StubServer:
     """The stub's state: its mode, delay, served model name and request statistics."""
 
-    def __init__(self, mode: str = "ok", delay: float = 0.0, model: str = "stub") -> None:
+    def __init__(
+        self,
+        mode: str = "ok",
+        delay: float = 0.0,
+        model: str = "stub",
+        prefix: str = "echo: ",
+        fail_every: int = 0,
+    ) -> None:
         if mode not in ("ok", "hang", "error", "reset", "leak"):
             raise ValueError(f"unknown stub mode {mode!r}")
         self.mode = mode
         self.delay = delay
         self.model = model
+        self.prefix = prefix
+        self.fail_every = fail_every
         self.stats = Stats()
         self.tasks: set[asyncio.Future[None]] = set()
 
@@ -233,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="ok", choices=["ok", "hang", "error", "reset", "leak"])
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--model", default="stub")
+    parser.add_argument("--prefix", default="echo: ", help="answers are PREFIX + the user text")
+    parser.add_argument(
+        "--fail-every", type=int, default=0, help="answer 500 to every K-th request"
+    )
     parser.add_argument("--lifetime", type=float, default=None, help="exit after this many seconds")
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
@@ -241,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            StubServer(args.mode, args.delay, args.model).serve(args.host, args.port, args.lifetime)
+            StubServer(args.mode, args.delay, args.model, args.prefix, args.fail_every).serve(
+                args.host, args.port, args.lifetime
+            )
         )
     return 0
 
