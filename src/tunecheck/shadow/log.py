@@ -158,20 +158,28 @@ class ShadowLog:
                 self._write(batch)
 
     def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        inserts = [row for kind, row in batch if kind == "insert"]
+        # an update of a row inserted in the same batch is folded into the insert:
+        # most requests finish within one batch window, so most need one statement
+        fresh: dict[str, dict[str, Any]] = {}
+        updates: dict[str, list[dict[str, Any]]] = {"prod": [], "cand": [], "mirror": []}
+        for kind, row in batch:
+            if kind == "insert":
+                fresh[row["id"]] = dict(row)
+            elif row["_id"] in fresh:
+                fresh[row["_id"]].update({k: v for k, v in row.items() if k != "_id"})
+            else:
+                updates[kind].append(row)
         try:
             with self.engine.begin() as conn:
-                if inserts:
-                    # rows differ in which optional columns they carry: group by shape
-                    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-                    for row in inserts:
-                        shapes.setdefault(tuple(sorted(row)), []).append(row)
-                    for rows in shapes.values():
-                        conn.execute(insert(_REQUESTS), rows)
-                for side in ("prod", "cand", "mirror"):
-                    rows = [row for kind, row in batch if kind == side]
+                # rows differ in which optional columns they carry: one executemany per shape
+                shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for row in fresh.values():
+                    shapes.setdefault(tuple(sorted(row)), []).append(row)
+                for rows in shapes.values():
+                    conn.execute(insert(_REQUESTS), rows)
+                for kind, rows in updates.items():
                     if rows:
-                        conn.execute(self._updates[side], rows)
+                        conn.execute(self._updates[kind], rows)
             self.written += len(batch)
         except Exception as err:  # the proxy must keep serving even if the log breaks
             self.failed = f"{type(err).__name__}: {err}"

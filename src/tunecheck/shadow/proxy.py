@@ -1,7 +1,8 @@
 """The mirroring / splitting proxy behind ``tunecheck shadow``.
 
 A plain ASGI application served by uvicorn (httptools + uvloop when installed),
-talking to the upstreams with two separate ``httpcore`` connection pools, so a
+talking to the upstreams through two separate keep-alive clients
+(:mod:`tunecheck.shadow.upstream`), so a
 candidate that hangs, resets connections or crawls can never take a connection,
 a worker or a byte of the production path:
 
@@ -34,8 +35,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
-
 from tunecheck.errors import TunecheckError
 from tunecheck.shadow.config import ShadowConfig, assign_variant
 from tunecheck.shadow.log import ShadowLog, SideResult
@@ -46,6 +45,7 @@ from tunecheck.shadow.payload import (
     request_fingerprint,
     scrub,
 )
+from tunecheck.shadow.upstream import Response, Upstream
 
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 _HOP = {
@@ -82,18 +82,9 @@ class ProductionUnreachable(TunecheckError):
 @dataclass
 class _Job:
     request_id: str
-    url: str
+    path: str
     headers: list[tuple[bytes, bytes]]
     body: bytes
-
-
-def _pool(max_connections: int) -> httpcore.AsyncConnectionPool:
-    return httpcore.AsyncConnectionPool(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=30.0,
-        retries=0,
-    )
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -118,9 +109,8 @@ class ShadowApp:
     def __init__(self, config: ShadowConfig, log: ShadowLog) -> None:
         self.config = config
         self.log = log
-        self.prod = _pool(1024)
-        cand_size = 1024 if config.mode == "split" else config.mirror_concurrency
-        self.cand = _pool(cand_size)
+        self.prod = Upstream(config.production_url)
+        self.cand = Upstream(config.candidate_url)
         self.queue: asyncio.Queue[_Job] | None = None
         self.workers: list[asyncio.Task[None]] = []
         self.rng = random.Random(config.seed)
@@ -172,11 +162,13 @@ class ShadowApp:
         await self.cand.aclose()
 
     # ------------------------------------------------------------- routing
-    def _upstream_url(self, base: str, scope: dict[str, Any]) -> str:
+    @staticmethod
+    def _upstream_path(scope: dict[str, Any]) -> str:
+        """The path relative to the upstream base URL (which ends in ``/v1``)."""
         path = scope["path"]
         suffix = path[3:] if path.startswith("/v1/") else path
         qs = scope.get("query_string") or b""
-        return base + suffix + (f"?{qs.decode('latin-1')}" if qs else "")
+        return suffix + (f"?{qs.decode('latin-1')}" if qs else "")
 
     def _headers(self, scope: dict[str, Any], *, candidate: bool) -> list[tuple[bytes, bytes]]:
         out = [(k, v) for k, v in scope["headers"] if k not in _HOP]
@@ -220,7 +212,7 @@ class ShadowApp:
             else:
                 job = _Job(
                     request_id,
-                    self._upstream_url(cfg.candidate_url, scope),
+                    self._upstream_path(scope),
                     self._headers(scope, candidate=True),
                     self._candidate_body(payload, body),
                 )
@@ -251,7 +243,7 @@ class ShadowApp:
         if variant == "candidate":
             result = await self._relay(
                 self.cand,
-                self._upstream_url(cfg.candidate_url, scope),
+                self._upstream_path(scope),
                 self._headers(scope, candidate=True),
                 self._candidate_body(payload, body),
                 send,
@@ -260,7 +252,7 @@ class ShadowApp:
         else:
             result = await self._relay(
                 self.prod,
-                self._upstream_url(cfg.production_url, scope),
+                self._upstream_path(scope),
                 self._headers(scope, candidate=False),
                 body,
                 send,
@@ -271,7 +263,7 @@ class ShadowApp:
         """Other routes (``/v1/models``...) go to production unchanged and are not logged."""
         await self._relay(
             self.prod,
-            self._upstream_url(self.config.production_url, scope),
+            self._upstream_path(scope),
             self._headers(scope, candidate=False),
             body,
             send,
@@ -280,15 +272,10 @@ class ShadowApp:
         )
 
     # ------------------------------------------------------------ upstream
-    def _timeouts(self, total: float) -> dict[str, Any]:
-        return {
-            "timeout": {"connect": min(10.0, total), "read": total, "write": total, "pool": total}
-        }
-
     async def _relay(
         self,
-        pool: httpcore.AsyncConnectionPool,
-        url: str,
+        upstream: Upstream,
+        path: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         send: Send,
@@ -302,25 +289,17 @@ class ShadowApp:
         started = False
         status: int | None = None
         chunks: list[bytes] = []
-        out_headers: list[tuple[bytes, bytes]] = []
+        resp = None
         try:
-            async with pool.stream(
-                method,
-                url,
-                headers=headers,
-                content=body,
-                extensions=self._timeouts(self.config.production_timeout),
-            ) as resp:
+            async with asyncio.timeout(self.config.production_timeout):
+                resp = await upstream.send(method, path, headers, body)
                 status = resp.status
-                out_headers = [(k, v) for k, v in resp.headers if k.lower() not in _HOP]
-                streaming = (
-                    b"text/event-stream" in (_header(resp.headers, b"content-type") or "").encode()
-                )
-                if not streaming:
-                    data = await resp.aread()
+                out_headers = [(k, v) for k, v in resp.headers if k not in _HOP]
+                if "text/event-stream" not in (resp.header(b"content-type") or ""):
+                    data = await resp.read()
                     ttfb = (time.perf_counter() - start) * 1000
                     chunks.append(data)
-                    out_headers.append((b"content-length", str(len(data)).encode()))
+                    out_headers.append((b"content-length", b"%d" % len(data)))
                     await send(
                         {"type": "http.response.start", "status": status, "headers": out_headers}
                     )
@@ -331,15 +310,20 @@ class ShadowApp:
                         {"type": "http.response.start", "status": status, "headers": out_headers}
                     )
                     started = True
-                    async for chunk in resp.aiter_stream():
+                    async for chunk in resp.chunks():
                         if ttfb is None:
                             ttfb = (time.perf_counter() - start) * 1000
                         chunks.append(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b""})
-        except Exception as err:  # connection refused / reset / timeout upstream
+        except (Exception, asyncio.CancelledError) as err:  # refused / reset / timeout upstream
+            if resp is not None:
+                Upstream.abandon(resp)
+            if isinstance(err, asyncio.CancelledError):
+                raise
             latency = (time.perf_counter() - start) * 1000
-            message = scrub(f"{type(err).__name__}: {err}".rstrip(": "), self.secrets)
+            what = "timeout" if isinstance(err, TimeoutError) else type(err).__name__
+            message = scrub(f"{what}: {err}".rstrip(": "), self.secrets)
             if not started:
                 payload = {
                     "error": {
@@ -355,7 +339,7 @@ class ShadowApp:
                         "status": 502,
                         "headers": [
                             (b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode()),
+                            (b"content-length", b"%d" % len(data)),
                         ],
                     }
                 )
@@ -367,13 +351,11 @@ class ShadowApp:
         latency = (time.perf_counter() - start) * 1000
         if not parse:
             return SideResult(status, latency, ttfb, Answer())
-        return SideResult(
-            status, latency, ttfb, self._answer(b"".join(chunks), status, resp.headers)
-        )
+        return SideResult(status, latency, ttfb, self._answer(b"".join(chunks), resp))
 
-    def _answer(self, body: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> Answer:
-        data = decode_body(body, _header(headers, b"content-encoding"))
-        answer = parse_answer(data, status, _header(headers, b"content-type"))
+    def _answer(self, body: bytes, resp: Response) -> Answer:
+        data = decode_body(body, resp.header(b"content-encoding"))
+        answer = parse_answer(data, resp.status, resp.header(b"content-type"))
         if answer.error:
             answer.error = scrub(answer.error, self.secrets)
         return answer
@@ -383,21 +365,16 @@ class ShadowApp:
         start = time.perf_counter()
         ttfb = None
         chunks: list[bytes] = []
-        async with self.cand.stream(
-            "POST",
-            job.url,
-            headers=job.headers,
-            content=job.body,
-            extensions=self._timeouts(self.config.candidate_timeout),
-        ) as resp:
-            async for chunk in resp.aiter_stream():
+        resp = await self.cand.send("POST", job.path, job.headers, job.body)
+        try:
+            async for chunk in resp.chunks():
                 if ttfb is None:
                     ttfb = (time.perf_counter() - start) * 1000
                 chunks.append(chunk)
+        finally:
+            Upstream.abandon(resp)
         latency = (time.perf_counter() - start) * 1000
-        return SideResult(
-            resp.status, latency, ttfb, self._answer(b"".join(chunks), resp.status, resp.headers)
-        )
+        return SideResult(resp.status, latency, ttfb, self._answer(b"".join(chunks), resp))
 
     async def _mirror_worker(self) -> None:
         assert self.queue is not None
@@ -470,6 +447,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # listen now, so connections made as soon as the address is printed wait in the
+        # backlog until the server accepts them instead of being refused
+        sock.listen(2048)
     except OSError as err:
         sock.close()
         raise TunecheckError(
