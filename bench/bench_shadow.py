@@ -212,7 +212,7 @@ def _phase(name: str, candidate_mode: str, workdir: Path) -> bool:
     if "stopped" in out:
         print("  proxy: " + out.strip().splitlines()[-1])
     ok_rows = rows == distinct == answered == expect_rows
-    return (
+    return bool(
         add50 <= TARGET_P50_MS
         and add99 <= TARGET_P99_MS
         and not (lost or dup or bad_status)
