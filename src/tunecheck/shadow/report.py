@@ -42,7 +42,7 @@ class ReferenceFree:
 
     name: str
     fn: Callable[[str], float]
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: informative only
     description: str
 
 
@@ -61,7 +61,7 @@ REFERENCE_FREE: dict[str, ReferenceFree] = {}
 
 
 def reference_free(
-    name: str, *, higher_is_better: bool, description: str
+    name: str, *, higher_is_better: bool | None, description: str
 ) -> Callable[[Callable[[str], float]], Callable[[str], float]]:
     """Register a reference-free per-answer measure: ``@reference_free("name", ...)``."""
 
@@ -78,7 +78,7 @@ reference_free("empty", higher_is_better=False, description="share of empty answ
 reference_free("valid_json", higher_is_better=True, description="share that parses as JSON")(
     _is_json
 )
-reference_free("words", higher_is_better=True, description="words per answer")(
+reference_free("words", higher_is_better=None, description="words per answer")(
     lambda t: float(len(t.split()))
 )
 
@@ -275,7 +275,9 @@ def _content_measures(
             m.name,
             np.array([m.fn(t) for t in cands], dtype=float),
             np.array([m.fn(t) for t in prods], dtype=float),
-            note=("higher is better" if m.higher_is_better else "lower is better")
+            note={True: "higher is better", False: "lower is better", None: "for information"}[
+                m.higher_is_better
+            ]
             + f": {m.description}",
         )
         if d is not None:
