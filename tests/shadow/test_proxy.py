@@ -224,6 +224,15 @@ def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> 
     assert 0 < n_cand < 30
     assert cand.stats()["requests"] == 2 * n_cand
     assert prod.stats()["requests"] == 2 * (30 - n_cand) + 1
+    from tunecheck.shadow.log import load_requests
+    from tunecheck.shadow.report import build_report
+
+    rep = build_report(*load_requests(str(tmp_path / "shadow.db")))
+    assert rep.pairs == 0 and rep.counts["off"] == 61
+    assert rep.variants["candidate"]["requests"] == 2 * n_cand
+    assert rep.variants["candidate"]["units"] == n_cand
+    assert rep.variants["production"]["unassigned"] == 1
+    assert rep.variants["production"]["error_rate"] == 0.0
 
 
 def test_bad_settings_exit_2(stubs, tmp_path: Path) -> None:

@@ -304,7 +304,15 @@ def analyze(
     if tau is not None:
         tau2 = tau * tau
     elif mde is not None:
-        tau2 = best_tau2(mde, max(var_c, 1e-12), max(var_c, 1e-12), expected_share, alpha, 0.8)
+        # the mixture `ab plan` chose: control variance now, treatment variance at the MDE
+        if ev.binary:
+            p_t = min(max(m_c + mde, 1e-6), 1 - 1e-6)
+            planned_var_t = p_t * (1 - p_t)
+        else:
+            planned_var_t = var_c
+        tau2 = best_tau2(
+            mde, max(var_c, 1e-12), max(planned_var_t, 1e-12), expected_share, alpha, 0.8
+        )
     else:
         tau2 = sequential.default_tau2(math.sqrt(max(var_c, var_t, 1e-12)))
     d_path, v_path = sequential_path(ev.values, ev.is_treatment)
