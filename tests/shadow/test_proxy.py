@@ -186,6 +186,14 @@ def test_mirror_fraction_and_no_content(stubs, proxies, tmp_path: Path) -> None:
         assert r["prod_chars"] == len(f"echo: secret text {i}")
     for r in mirrored:
         assert r["cand_text"] is None and r["cand_sha256"] == r["prod_sha256"]
+    from tunecheck.shadow.log import load_requests
+    from tunecheck.shadow.report import build_report
+
+    rep = build_report(*load_requests(str(db)))
+    assert rep.pairs == len(mirrored) and rep.counts["not_sampled"] == len(skipped)
+    assert not rep.content and rep.identical == 1.0 and rep.disagreements == []
+    assert rep.length.name == "completion tokens" and rep.length.difference == 0
+    assert any("--no-content" in n for n in rep.notes)
 
 
 def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> None:
