@@ -27,7 +27,7 @@ def test_mirror_to_the_embedded_model(hf_model_and_tokenizer, stubs, proxies, tm
         questions = ["What is the capital of France?", "Say hello.", "Name a colour."]
         with httpx.Client(timeout=120) as client:
             for q in questions:
-                body = {**chat_body(q), "max_tokens": 4, "temperature": 0}
+                body = {**chat_body(q), "max_tokens": 8, "temperature": 0}
                 r = client.post(proxy.url + "/chat/completions", json=body)
                 assert r.json()["choices"][0]["message"]["content"] == f"echo: {q}"
         db = tmp_path / "shadow.db"
@@ -36,7 +36,7 @@ def test_mirror_to_the_embedded_model(hf_model_and_tokenizer, stubs, proxies, tm
     log = rows(db)
     for row in log:
         assert row["cand_error"] is None and row["cand_text"]
-        assert 1 <= row["cand_completion_tokens"] <= 4
+        assert 1 <= row["cand_completion_tokens"] <= 8
         assert row["cand_prompt_tokens"] > 5  # the chat template was applied
     paris = next(r for r in log if "France" in r["request"]["messages"][0]["content"])
     assert "Paris" in paris["cand_text"]
