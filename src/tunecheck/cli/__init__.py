@@ -61,6 +61,7 @@ def _register() -> None:
         data_cmds,
         judge_cmds,
         run_cmds,
+        shadow_cmds,
         training_cmds,
         verdict_cmds,
         viewer_cmds,

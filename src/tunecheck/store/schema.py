@@ -211,3 +211,60 @@ class ReviewLabelRow(Base):
     winner: Mapped[str | None] = mapped_column(String(16), default=None)  # candidate/baseline/tie
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ShadowSessionRow(Base):
+    """One run of ``tunecheck shadow`` (the proxy): its mode and settings, never a key."""
+
+    __tablename__ = "shadow_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    mode: Mapped[str] = mapped_column(String(16))
+    production_url: Mapped[str] = mapped_column(Text)
+    candidate_url: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict | None] = mapped_column(JSON, default=None)
+    tool_version: Mapped[str] = mapped_column(String(32), default="")
+
+
+class ShadowRequestRow(Base):
+    """One request through the proxy: the production answer and (when mirrored or
+    split to it) the candidate's, side by side. ``prod_*`` / ``cand_*`` columns are
+    filled as each side finishes; ``mirror`` says what happened to the mirror."""
+
+    __tablename__ = "shadow_requests"
+    __table_args__ = (Index("ix_shadow_requests_session", "session_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("shadow_sessions.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    endpoint: Mapped[str] = mapped_column(String(32))
+    stream: Mapped[bool] = mapped_column(default=False)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    variant: Mapped[str] = mapped_column(String(16), default="production")
+    unit_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    mirror: Mapped[str] = mapped_column(String(16), default="off")
+    request: Mapped[dict | None] = mapped_column(JSON, default=None)
+    request_sha256: Mapped[str] = mapped_column(String(64), default="")
+    request_chars: Mapped[int] = mapped_column(Integer, default=0)
+    prod_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    prod_latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    prod_ttfb_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    prod_prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    prod_completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    prod_text: Mapped[str | None] = mapped_column(Text, default=None)
+    prod_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    prod_chars: Mapped[int | None] = mapped_column(Integer, default=None)
+    prod_finish: Mapped[str | None] = mapped_column(String(32), default=None)
+    prod_error: Mapped[str | None] = mapped_column(Text, default=None)
+    cand_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    cand_latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    cand_ttfb_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    cand_prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cand_completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cand_text: Mapped[str | None] = mapped_column(Text, default=None)
+    cand_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    cand_chars: Mapped[int | None] = mapped_column(Integer, default=None)
+    cand_finish: Mapped[str | None] = mapped_column(String(32), default=None)
+    cand_error: Mapped[str | None] = mapped_column(Text, default=None)
