@@ -130,7 +130,8 @@ def test_a_misbehaving_candidate_never_touches_production(
         assert wait_rows(db, "mirror = 'done'", 9) == 9
         log = rows(db)
         if mode == "slow":
-            assert all(r["cand_status"] == 200 and r["cand_latency_ms"] >= 500 for r in log)
+            # the stub sleeps 0.5 s; an event loop's timers may fire a millisecond early
+            assert all(r["cand_status"] == 200 and r["cand_latency_ms"] >= 450 for r in log)
         elif mode == "error":
             assert all(r["cand_status"] == 500 and "overloaded" in r["cand_error"] for r in log)
         elif mode == "reset":
