@@ -29,7 +29,7 @@ MetricKind = Literal["binary", "continuous", "corpus"]
 
 MetricFn = Callable[[Sequence[str], Sequence[Example], "ScoringContext"], "MetricScores"]
 
-METRICS: Registry[MetricFn] = Registry("metric")
+METRICS: Registry[MetricFn] = Registry("metric", "tunecheck.metrics")
 metric = METRICS.register
 """Decorator registering a metric under a name: ``@metric("macro_f1")``."""
 
