@@ -44,7 +44,7 @@ class Echo(Model):
         return out
 '''
 
-METRIC = '''
+METRIC = """
 import numpy as np
 from tunecheck.metrics import MetricScores, metric
 
@@ -54,7 +54,7 @@ def answer_length(outputs, examples, ctx):
     per = np.array([float(len(o)) for o in outputs])
     return MetricScores("answer_length", float(per.mean()) if len(per) else float("nan"),
                         per, [e.id for e in examples], kind="continuous")
-'''
+"""
 
 SPEC = """\
 plugins: [echo_backend.py, {metric_module}]
@@ -73,7 +73,9 @@ probes: []
 
 
 def _project(tmp_path: Path, metric_module: str) -> Path:
-    rows = [{"id": f"q{i}", "input": f"q{i}=a{i % 7}", "reference": f"a{i % 7}"} for i in range(300)]
+    rows = [
+        {"id": f"q{i}", "input": f"q{i}=a{i % 7}", "reference": f"a{i % 7}"} for i in range(300)
+    ]
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     split_dataset(data, tmp_path / "splits", seed=1)
@@ -121,7 +123,9 @@ def test_entry_point_metric_is_found_without_plugins(tmp_path: Path) -> None:
     dist = site / "tc_length_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tc-length-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[tunecheck.metrics]\nanswer_length = tc_length_plugin\n")
+    (dist / "entry_points.txt").write_text(
+        "[tunecheck.metrics]\nanswer_length = tc_length_plugin\n"
+    )
     spec = project / "tunecheck.yaml"
     spec.write_text(spec.read_text().replace(", echo_backend.py]", "]"))
     result = _run(project, {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])})
@@ -157,5 +161,5 @@ def test_backend_without_matching_constructor_is_a_clear_error() -> None:
         def generate(self, requests, progress=None):
             return []
 
-    with pytest.raises(BackendError, match="needs-two.*could not be built"):
+    with pytest.raises(BackendError, match=r"needs-two.*could not be built"):
         load_model("needs-two:abc")
