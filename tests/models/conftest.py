@@ -1,9 +1,10 @@
 """Fixtures for the model-backend tests: the shared SmolLM2 wrapped as a backend, and
-LoRA adapters (one freshly initialised, one trained for a few steps) saved to disk."""
+the LoRA adapters are in the top-level conftest."""
 
 from __future__ import annotations
 
 import pytest
+
 
 def chat(text: str) -> tuple[dict[str, str], ...]:
     return ({"role": "user", "content": text},)
