@@ -41,8 +41,15 @@ class Block:
         for old, new in self.replacements:
             if old not in code:
                 raise AssertionError(f"README.md:{self.line}: replace marker {old!r} not in block")
-            code = code.replace(old, new.replace("\\n", "\n").format(**values))
+            code = code.replace(old, fill(new.replace("\\n", "\n"), values))
         return code
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Put the test's values in for ``{model}``, ``{adapter}``, ``{repo}`` (other braces stay)."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
 
 
 def parse(path: Path) -> list[Block]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from readme_blocks import Block, parse
+from readme_blocks import Block, fill, parse
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 HERE = Path(__file__).parent
@@ -77,7 +77,7 @@ def python_results(tmp_path_factory, values: dict[str, str]) -> dict[int, dict]:
     _write_data(folder)
     _write_files(folder, values)
     runnable = [
-        {"line": b.line, "setup": b.setup.format(**values), "code": b.runnable_code(values)}
+        {"line": b.line, "setup": fill(b.setup, values), "code": b.runnable_code(values)}
         for b in PYTHON
         if not b.skip
     ]
@@ -138,9 +138,7 @@ def test_commands_run_as_written(tmp_path: Path, values: dict[str, str]) -> None
         if block.lang not in COMMAND_LANGS or block.skip:
             continue
         for setup_line in block.setup.splitlines():
-            subprocess.run(
-                setup_line.format(**values), shell=True, cwd=tmp_path, env=env, check=True
-            )
+            subprocess.run(fill(setup_line, values), shell=True, cwd=tmp_path, env=env, check=True)
         for command in _commands(Block(block.line, block.lang, block.runnable_code(values))):
             if "RUN_ID" in command:
                 runs = subprocess.run(
