@@ -4,12 +4,20 @@ A new metric/backend/probe is one decorated function or class:
 
     @metric("accuracy")
     def accuracy(...): ...
+
+Installed packages extend a registry through an entry-point group
+(``tunecheck.metrics``, ``tunecheck.backends``, ``tunecheck.probes``): each entry point
+names a module (or an object in one) whose import runs the decorators. They are
+loaded the first time a name is not found or the names are listed, so a plain
+``import tunecheck`` stays fast.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -21,10 +29,27 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Named objects of one kind, with a helpful error for unknown names."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
         self.kind = kind
+        self.entry_point_group = entry_point_group
         self._items: dict[str, T] = {}
         self._families: list[tuple[re.Pattern[str], Callable[[re.Match[str]], T], str]] = []
+        self._entry_points_loaded = entry_point_group is None
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        assert self.entry_point_group is not None
+        for ep in importlib.metadata.entry_points(group=self.entry_point_group):
+            try:
+                ep.load()  # importing runs the plugin's decorators
+            except Exception as err:  # a broken plugin must not hide the built-ins
+                warnings.warn(
+                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {err}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
@@ -47,6 +72,8 @@ class Registry(Generic[T]):
         return decorate
 
     def get(self, name: str, *, where: str | None = None) -> T:
+        if name not in self._items:
+            self._load_entry_points()
         try:
             return self._items[name]
         except KeyError:
@@ -63,12 +90,15 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load_entry_points()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._items:
+            self._load_entry_points()
         return name in self._items or (
             isinstance(name, str) and any(p.fullmatch(name) for p, _, _ in self._families)
         )
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())

@@ -260,6 +260,11 @@ class Spec(_Strict):
         description="contender the probes compare the candidate with (default: the base model "
         "without adapter)",
     )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules (dotted names) or .py files (relative to the spec) imported "
+        "before the run: their @metric / @backend / @probe decorators extend tunecheck",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -427,6 +432,10 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
         raise SpecError("invalid spec\n  " + "\n  ".join(messages), where=None) from None
     if base_dir is not None:
         _resolve_paths(spec, base_dir)
+    if spec.plugins:
+        from tunecheck.plugins import load_plugins
+
+        load_plugins(spec.plugins, base_dir=base_dir, source=source)
     check_metric_options(spec, source)
     return spec
 

@@ -214,7 +214,9 @@ def decide(
         + _probe_summary(probes),
         "ITERATE": "promising but not ready: "
         + ("a capability regressed" if regressed else "the evidence is not yet conclusive"),
-        "ABANDON": "fine-tuning did not beat the prompted base model",
+        "ABANDON": "fine-tuning did not beat the strongest baseline ("
+        + ", ".join(sorted({t.strongest_baseline for t in task_list}))
+        + ")",
     }[decision]
     if (
         decision == "ITERATE"

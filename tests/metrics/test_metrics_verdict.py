@@ -145,6 +145,14 @@ def test_loses_to_prompted_baseline_abandons_against_the_strongest():
     assert "vs base+prompt" in v.reasons[0] and "does not beat base+prompt" in v.reasons[0]
     assert any("prompt" in s for s in v.next_steps) and any("RAG" in s for s in v.next_steps)
     assert exit_code(v, "abandon") == 1 and exit_code(v, "iterate") == 1
+    assert v.summary == "fine-tuning did not beat the strongest baseline (base+prompt)"
+
+
+def test_abandon_headline_names_an_unprompted_strongest_baseline():
+    examples, outputs = _task(200, {"base": 150, "base+prompt": 90, "finetuned": 140})
+    v = decide(_evaluate(examples, outputs, ["base", "base+prompt"]), [], TH)
+    assert v.decision == "ABANDON"
+    assert v.summary == "fine-tuning did not beat the strongest baseline (base)"
 
 
 @pytest.mark.parametrize(

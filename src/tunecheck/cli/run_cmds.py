@@ -171,6 +171,7 @@ def report_cmd(
         None, "--output", "-o", help="Write to this file instead of stdout."
     ),
     store: str | None = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (same as --format json)."),
 ) -> None:
     """Rebuild a run's report from the store, without running any model."""
     from tunecheck.report import render_json, render_markdown, render_terminal
@@ -184,6 +185,8 @@ def report_cmd(
         "json": "json",
         "terminal": "terminal",
     }
+    if as_json:
+        fmt = "json"
     if fmt not in fmts:
         raise TunecheckError(
             f"unknown report format {fmt!r}", hint="use --format md, json, html or terminal"

@@ -121,13 +121,21 @@ def _schema() -> dict[str, Any]:
     return TICKET_SCHEMA
 
 
-def _commands(out: Path, spec_path: Path) -> list[tuple[str, str]]:
+def _commands(out: Path, spec_path: Path, run_id: str) -> list[tuple[str, str]]:
+    """The demo's steps as commands that run top to bottom in the demo folder.
+
+    The demo already split and locked the data, so the script splits into a new folder
+    (``splits-again``: a second split with the same seed gives the same files) and
+    verifies the lock the run used; the gate's exit code is shown, not fatal, because
+    the demo's honest verdict may well be ITERATE.
+    """
     q = shlex.quote
     splits = out / "splits"
+    store = f"sqlite:///{out / '.tunecheck' / 'tunecheck.db'}"
     return [
         (
-            "split and lock your data",
-            f"tunecheck split {q(str(out / 'data' / 'tickets.jsonl'))} --out {q(str(splits))} --stratify category --seed {SPLIT_SEED}",
+            "split and lock your data (into a new folder: the demo's own lock stays as it is)",
+            f"tunecheck split {q(str(out / 'data' / 'tickets.jsonl'))} --out {q(str(out / 'splits-again'))} --stratify category --seed {SPLIT_SEED} --force",
         ),
         (
             "check the lock (every run does this too)",
@@ -138,12 +146,13 @@ def _commands(out: Path, spec_path: Path) -> list[tuple[str, str]]:
             f"tunecheck diagnose {q(str(out / 'finetune' / 'trainer_state.json'))} --plot {q(str(out / 'curves.png'))}",
         ),
         (
-            "evaluate and decide (CI gate: exits 1 unless DEPLOY)",
-            f"tunecheck run {q(str(spec_path))} --fail-on iterate --out {q(str(out))}",
+            "evaluate and decide (as a CI gate, exit 1 unless DEPLOY; shown here, not fatal)",
+            f"tunecheck run {q(str(spec_path))} --fail-on iterate --out {q(str(out))} --store {q(store)}"
+            ' || echo "gate exit code: $?"',
         ),
         (
             "rebuild a report from the store",
-            f"tunecheck report RUN_ID --format md --store sqlite:///{out / '.tunecheck' / 'tunecheck.db'}",
+            f"tunecheck report {run_id} --format md --store {q(store)}",
         ),
     ]
 
@@ -329,7 +338,7 @@ def run_demo(
     render_terminal(result, console)
     (out / "report.json").write_text(render_json(result), encoding="utf-8")
     (out / "report.md").write_text(render_markdown(result), encoding="utf-8")
-    commands = _commands(out, spec_path)
+    commands = _commands(out, spec_path, outcome.run_id)
     script = [
         "#!/usr/bin/env bash",
         "# The tunecheck commands behind each step of the demo; edit paths for your data.",

@@ -30,7 +30,7 @@ MetricKind = Literal["binary", "continuous", "corpus"]
 
 MetricFn = Callable[[Sequence[str], Sequence[Example], "ScoringContext"], "MetricScores"]
 
-METRICS: Registry[MetricFn] = Registry("metric")
+METRICS: Registry[MetricFn] = Registry("metric", "tunecheck.metrics")
 
 
 @dataclass(frozen=True)

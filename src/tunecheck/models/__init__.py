@@ -78,10 +78,10 @@ def load_model(ref: str, *, lazy: bool = False, **options: Any) -> Model:
         from tunecheck.models.lazy import LazyModel
 
         return LazyModel(
-            lambda: cls.from_ref(target, **options),  # type: ignore[attr-defined]
+            lambda: cls.from_ref(target, **options),
             fingerprint_for(target, **options),
             backend_name=name,
             supports_loglikelihood=cls.supports_loglikelihood,
             name=target,
         )
-    return cls.from_ref(target, **options)  # type: ignore[attr-defined]
+    return cls.from_ref(target, **options)

@@ -114,6 +114,22 @@ class Model(ABC):
     backend_name: str = ""
     supports_loglikelihood: bool = True
 
+    @classmethod
+    def from_ref(cls, target: str, **options: Any) -> Model:
+        """Build the backend for ``BACKEND:TARGET``: by default ``cls(target, **options)``.
+
+        ``options`` are the contender's ``options:`` from the spec. Override it when the
+        constructor takes something else (the built-in backends parse adapters, URLs...).
+        """
+        try:
+            return cls(target, **options)
+        except TypeError as err:
+            raise BackendError(
+                f"backend {cls.backend_name or cls.__name__!r} could not be built from "
+                f"{target!r} with options {sorted(options)}: {err}",
+                hint="give the class an __init__(self, target, **options) or a from_ref classmethod",
+            ) from err
+
     @property
     @abstractmethod
     def fingerprint(self) -> str:
@@ -138,7 +154,7 @@ class Model(ABC):
         """Release resources (GPU memory, HTTP sessions)."""
 
 
-backends: Registry[type[Model]] = Registry("backend")
+backends: Registry[type[Model]] = Registry("backend", "tunecheck.backends")
 
 
 def backend(name: str) -> Callable[[type[Model]], type[Model]]:

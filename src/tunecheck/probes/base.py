@@ -38,7 +38,7 @@ class BuiltinProbe:
     description: str = ""
 
 
-probes: Registry[BuiltinProbe] = Registry("probe")
+probes: Registry[BuiltinProbe] = Registry("probe", "tunecheck.probes")
 
 
 def probe(name: str, *, scoring: Scoring, metric: str) -> Callable[[Generator], Generator]:
