@@ -1,28 +1,47 @@
-"""Run README Python blocks in order, in one namespace, like a reader pasting them.
+"""Follow the README like a reader: Python blocks in one interpreter, commands in a shell,
+all in one folder and in the README's order.
 
-Usage: ``python readme_runner.py BLOCKS.json RESULTS.json`` (cwd: the prepared folder).
-Each print is recorded with its README line number so the test can compare it with the
-``# expected`` comment on that line.
+Usage: ``python readme_runner.py STEPS.json RESULTS.json`` (cwd: the prepared folder).
+Each print of a Python block is recorded with its README line number, so the test can
+compare it with the ``# expected`` comment on that line; each command's exit code and
+output are recorded for the test to check.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import os
+import shlex
+import subprocess
 import sys
 import traceback
 
 
-def main(blocks_path: str, results_path: str) -> None:
-    with open(blocks_path, encoding="utf-8") as f:
-        blocks = json.load(f)
+def _latest_run_id() -> str:
+    out = subprocess.run(
+        ["tunecheck", "runs", "--json", "--limit", "1"], capture_output=True, text=True
+    )
+    return json.loads(out.stdout)[0]["id"]
+
+
+def _shell(command: str) -> dict[str, object]:
+    if "RUN_ID" in command:
+        command = command.replace("RUN_ID", shlex.quote(_latest_run_id()))
+    proc = subprocess.run(
+        command, shell=True, capture_output=True, text=True, timeout=900, env=os.environ
+    )
+    return {"command": command, "code": proc.returncode, "out": proc.stdout + proc.stderr}
+
+
+def main(steps_path: str, results_path: str) -> None:
+    with open(steps_path, encoding="utf-8") as f:
+        steps = json.load(f)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     records: list[tuple[int, str]] = []
     real_print = builtins.print
 
-    def recording_print(
-        *args: object, sep: str | None = " ", end: str | None = "\n", file=None, flush=False
-    ):
+    def recording_print(*args, sep=" ", end="\n", file=None, flush=False):  # type: ignore[no-untyped-def]
         if file is None or file is sys.stdout:
             frame = sys._getframe(1)
             if frame.f_code.co_filename == "README.md":
@@ -33,17 +52,22 @@ def main(blocks_path: str, results_path: str) -> None:
 
     namespace["print"] = recording_print
     results = []
-    for block in blocks:
+    for step in steps:
         records.clear()
-        result: dict[str, object] = {"line": block["line"], "ok": True, "error": None}
+        result: dict[str, object] = {"line": step["line"], "ok": True, "error": None}
         try:
-            if block["setup"]:
-                exec(
-                    compile(block["setup"], f"<setup for README.md:{block['line']}>", "exec"),
-                    namespace,
-                )
-            source = "\n" * (block["line"] - 1) + block["code"]
-            exec(compile(source, "README.md", "exec"), namespace)
+            if step["kind"] == "python":
+                if step["setup"]:
+                    source = step["setup"]
+                    exec(
+                        compile(source, f"<setup for README.md:{step['line']}>", "exec"), namespace
+                    )
+                source = "\n" * (step["line"] - 1) + step["code"]
+                exec(compile(source, "README.md", "exec"), namespace)
+            else:
+                for line in step["setup"].splitlines():
+                    subprocess.run(line, shell=True, check=True)
+                result["commands"] = [_shell(c) for c in step["commands"]]
         except BaseException:
             result["ok"] = False
             result["error"] = traceback.format_exc(limit=-4)
