@@ -96,6 +96,8 @@ class RunState:
     tasks: list[LoadedTask] = field(default_factory=list)
     outputs: dict[tuple[str, str], ContenderOutputs] = field(default_factory=dict)
     model_calls: int = 0
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    """contender -> content fingerprint of its model (recorded in the result)"""
 
 
 # --------------------------------------------------------------------------- progress
@@ -318,6 +320,7 @@ def run(
         models = open_models(spec, store)
         for c in spec.contenders:
             model = models[_model_key(c)]
+            state.fingerprints[c.name] = model.fingerprint
             store.add_contender(
                 run_id,
                 name=c.name,

@@ -198,6 +198,38 @@ class Thresholds(_Strict):
         return self
 
 
+class MlflowSpec(_Strict):
+    """Where an MLflow run goes: a tracking URI (a local ``file:`` folder or ``sqlite:`` DB
+    works offline) and an experiment; ``run_name`` defaults to the tunecheck run id."""
+
+    tracking_uri: str
+    experiment: str = "tunecheck"
+    run_name: str | None = None
+    run_id: str | None = Field(
+        None, description="log into this existing MLflow run (e.g. the training run)"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class WandbSpec(_Strict):
+    """A W&B run: project, optional entity, ``mode`` offline (default; synced later with
+    ``wandb sync``) or online, and where its files go (``dir``)."""
+
+    project: str
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    run_name: str | None = None
+    dir: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class TrackingSpec(_Strict):
+    """Experiment trackers that receive each run's parameters, metrics, verdict and reports."""
+
+    mlflow: MlflowSpec | None = None
+    wandb: WandbSpec | None = None
+
+
 DEFAULT_PROBES: list[dict[str, Any]] = [
     {"name": "arithmetic", "builtin": "arithmetic"},
     {"name": "reasoning", "builtin": "reasoning"},
@@ -218,6 +250,14 @@ class Spec(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     bootstrap: int = Field(10_000, ge=100)
     guard_examples: int = Field(4, ge=0)
+    training: str | None = Field(
+        None,
+        description="the candidate's training configuration: the trainer's output folder "
+        "(trainer_state.json, training_args.bin) or a JSON/YAML file; recorded in the result",
+    )
+    tracking: TrackingSpec | None = Field(
+        None, description="also log the run to MLflow and/or Weights & Biases"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -266,9 +306,12 @@ class Spec(_Strict):
         return self.probes
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        # where results are logged is not part of what is evaluated; an unset training
+        # path is left out so specs written before it existed keep their hash
+        data = self.model_dump(mode="json", exclude={"tracking"})
+        if data.get("training") is None:
+            data.pop("training", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- loading
@@ -376,6 +419,13 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
         _resolve_metric_paths(task, fix)
     for probe in spec.probes or []:
         probe.path = fix(probe.path)
+    spec.training = fix(spec.training)
+    if spec.tracking and spec.tracking.wandb and spec.tracking.wandb.dir:
+        spec.tracking.wandb.dir = fix(spec.tracking.wandb.dir)
+    if spec.tracking and spec.tracking.mlflow:
+        uri = spec.tracking.mlflow.tracking_uri
+        if uri.startswith("sqlite:///"):
+            spec.tracking.mlflow.tracking_uri = "sqlite:///" + (fix(uri[len("sqlite:///") :]) or "")
     for contender in spec.contenders:
         backend, sep, target = contender.model.partition(":")
         if sep and backend in {"hf", "hf-classifier"}:
