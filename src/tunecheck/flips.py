@@ -46,7 +46,9 @@ def _ordered(value: float | None, higher_is_better: bool) -> float:
     return value if higher_is_better else -value
 
 
-def flip_kind(after: float | None, before: float | None, higher_is_better: bool = True) -> Flip | None:
+def flip_kind(
+    after: float | None, before: float | None, higher_is_better: bool = True
+) -> Flip | None:
     """``broken`` when ``after`` scored worse than ``before``, ``fixed`` when better."""
     a, b = _ordered(after, higher_is_better), _ordered(before, higher_is_better)
     return "broken" if a < b else "fixed" if a > b else None

@@ -356,9 +356,7 @@ def history(
             verdict=r.verdict.decision if r.verdict else None,
         )
         if last_deploy is not None:
-            rc = compare_results(
-                last_deploy, r, task=task, alpha=alpha, n_resamples=n_resamples
-            )
+            rc = compare_results(last_deploy, r, task=task, alpha=alpha, n_resamples=n_resamples)
             entry.vs_last_deploy = last_deploy.run_id
             entry.deploy_delta = rc.comparison.delta
             entry.deploy_ci_low = rc.comparison.ci_low

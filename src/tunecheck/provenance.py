@@ -54,10 +54,13 @@ MAX_EMBEDDED_BYTES = 2_000_000
 class TrainingInfo(BaseModel):
     """How a contender's weights were trained, as far as the files next to them tell."""
 
-    source: str = Field(description="where it was read: adapter folder or the spec's training: path")
+    source: str = Field(
+        description="where it was read: adapter folder or the spec's training: path"
+    )
     adapter_config: dict[str, Any] | None = None
     trainer_state: dict[str, Any] | None = Field(
-        None, description="trainer_state.json (log history included): steps, losses, best checkpoint"
+        None,
+        description="trainer_state.json (log history included): steps, losses, best checkpoint",
     )
     training_args: dict[str, Any] | None = Field(
         None, description="training_args.bin read safely (weights_only), else only path and hash"
@@ -96,7 +99,9 @@ class DataInfo(BaseModel):
     data_sha256: str | None = None
     lock: str | None = None
     lock_sha256: str | None = None
-    test_sha256: str | None = Field(None, description="the lock's hash of the normalised test split")
+    test_sha256: str | None = Field(
+        None, description="the lock's hash of the normalised test split"
+    )
     n_examples: int
 
 
@@ -193,7 +198,10 @@ def _training_from_folder(folder: Path, source: str) -> TrainingInfo | None:
     """Trainer files in ``folder`` or its parent (a checkpoint-N folder inside output_dir)."""
     info = TrainingInfo(source=source)
     found = False
-    for name, attr in (("adapter_config.json", "adapter_config"), ("trainer_state.json", "trainer_state")):
+    for name, attr in (
+        ("adapter_config.json", "adapter_config"),
+        ("trainer_state.json", "trainer_state"),
+    ):
         for place in (folder, folder.parent):
             path = place / name
             data = _read_json(path)

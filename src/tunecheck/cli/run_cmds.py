@@ -96,29 +96,49 @@ def _emit(result: object, *, as_json: bool, out: Path | None) -> None:
 @app.command("runs")
 def runs_cmd(
     store: str | None = StoreOpt,
-    limit: int = typer.Option(20, "--limit", min=1, help="How many recent runs to list."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many rows to list (newest first)."),
+    spec: str | None = typer.Option(
+        None, "--spec", help="Only runs of this spec (its name, file path or hash prefix)."
+    ),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
+    candidate: str | None = typer.Option(None, "--candidate", help="Only this candidate."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first: task, candidate, primary metric, delta and verdict."""
+    from tunecheck.history import run_summaries
+    from tunecheck.report import _fmt
     from tunecheck.store import open_store
 
-    rows = open_store(store).list_runs(limit)
+    rows = run_summaries(open_store(store), spec=spec, task=task, candidate=candidate, limit=limit)
     if as_json:
-        print_json(rows)
+        print_json([r.model_dump(mode="json") for r in rows])
         return
     if not rows:
-        console.print("no runs stored yet: `tunecheck run tunecheck.yaml` makes one")
+        filtered = spec or task or candidate
+        console.print(
+            "no run matches these filters"
+            if filtered
+            else "no runs stored yet: `tunecheck run tunecheck.yaml` makes one"
+        )
         return
-    table = Table("id", "name", "created", "status", "verdict", "tool", "git")
+    table = Table("id", "created", "status", "task", "candidate", "metric", "value",
+                  "Δ pts [95% CI] vs strongest", "verdict")  # fmt: skip
     for r in rows:
+        delta = (
+            f"{_fmt.pts(r.delta)} {_fmt.ci_pts(r.ci_low, r.ci_high)} vs {r.baseline}"
+            if r.delta is not None
+            else "-"
+        )
         table.add_row(
-            r["id"],
-            r["name"],
-            r["created_at"],
-            r["status"],
-            r["verdict"] or "-",
-            r["tool_version"],
-            (r["git_commit"] or "-")[:8],
+            r.id,
+            r.created_at or "-",
+            r.status,
+            r.task or "-",
+            r.candidate or "-",
+            (r.metric or "-") + ("" if r.higher_is_better else " ↓"),
+            _fmt.value(r.value) if r.value is not None else "-",
+            delta,
+            r.verdict or "-",
         )
     console.print(table)
 

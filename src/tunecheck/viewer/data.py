@@ -76,9 +76,7 @@ class TaskView:
                 except SpecError:
                     bad = set()  # labels only known from the data: invalid outputs not shown
                 self.invalid[name] = bad
-        higher = next(
-            (c.higher_is_better for c in task.comparisons if c.metric == primary), True
-        )
+        higher = next((c.higher_is_better for c in task.comparisons if c.metric == primary), True)
         for b in task.baselines:
             flips: list[Flip | None] = []
             differ: list[bool] = []
