@@ -44,6 +44,8 @@ class RunOptions:
     probes: bool = True
     show_progress: bool = True
     run_id: str | None = None
+    tracking: Any = None
+    """a :class:`~tunecheck.spec.TrackingSpec` used instead of the spec's ``tracking:``"""
 
 
 @dataclass
@@ -282,6 +284,12 @@ class RunOutcome:
     model_calls: int
     seconds: float
     store_url: str
+    tracking: list[Any] = field(default_factory=list)
+    """one :class:`~tunecheck.tracking.TrackingOutcome` per tracker (failures included)"""
+
+    @property
+    def tracking_failed(self) -> bool:
+        return any(not t.ok for t in self.tracking)
 
 
 def run(
@@ -359,12 +367,19 @@ def run(
         verdict=str(verdict) if verdict is not None else None,
         result=result.model_dump(mode="json") if hasattr(result, "model_dump") else result,
     )
+    # only now, with the result stored: a tracker that fails cannot lose the evaluation
+    from tunecheck.tracking import track_run
+
+    tracking = track_run(
+        result, options.tracking if options.tracking is not None else spec.tracking
+    )
     return RunOutcome(
         run_id=run_id,
         result=result,
         model_calls=state.model_calls,
         seconds=time.perf_counter() - start,
         store_url=store.url,
+        tracking=tracking,
     )
 
 

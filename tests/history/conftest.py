@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runner"))
 
 import scripted_backend  # noqa: F401 - registers the `scripted` backend
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from tunecheck.data import split_dataset
 
 CATEGORIES = ["billing", "shipping", "technical", "account"]

@@ -44,6 +44,17 @@ def run_cmd(
         False, "--json", help="Print the result as JSON instead of tables."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    mlflow: str | None = typer.Option(
+        None,
+        "--mlflow",
+        help="Also log the run to this MLflow tracking URI (e.g. sqlite:///mlflow.db); "
+        "overrides tracking.mlflow.tracking_uri.",
+    ),
+    wandb: str | None = typer.Option(
+        None,
+        "--wandb",
+        help="Also log the run to this W&B project (offline unless the spec says online).",
+    ),
 ) -> None:
     """Evaluate every contender on the locked test split, run the probes and print the verdict.
 
@@ -55,6 +66,10 @@ def run_cmd(
 
     if fail_on not in ("iterate", "abandon", "never"):
         raise TunecheckError(f"--fail-on must be iterate, abandon or never, not {fail_on!r}")
+    from rich.markup import escape
+
+    from tunecheck.tracking import merge_tracking
+
     spec = load_spec(spec_path)
     outcome = run(
         spec,
@@ -64,6 +79,7 @@ def run_cmd(
             allow_overlap=allow_overlap,
             probes=not no_probes,
             show_progress=not quiet and not as_json,
+            tracking=merge_tracking(spec.tracking, mlflow_uri=mlflow, wandb_project=wandb),
         ),
         spec_path=spec_path,
         console=err_console,
@@ -73,6 +89,20 @@ def run_cmd(
         console.print(
             f"[dim]run {outcome.run_id} · {outcome.model_calls} model calls · {outcome.seconds:.1f} s · store {outcome.store_url}[/]"
         )
+    for t in outcome.tracking:
+        if t.ok:
+            err_console.print(f"[dim]logged to {t.tracker}: run {t.run_id} at {t.location}[/]")
+        else:
+            err_console.print(
+                f"[bold red]error:[/] {t.tracker} tracking failed: {escape(str(t.error))}\n"
+                f"  the evaluation itself is stored: run {outcome.run_id} "
+                f"(`tunecheck report {outcome.run_id}`)",
+                highlight=False,
+                markup=True,
+                soft_wrap=True,
+            )
+    if outcome.tracking_failed:
+        raise typer.Exit(2)
     from tunecheck.verdict import exit_code
 
     raise typer.Exit(exit_code(outcome.result.verdict, fail_on))
