@@ -30,13 +30,18 @@ def _quiet_trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
+RUNNER = str(Path(__file__).parents[1] / "runner")
+# the real entry point in a child process, with the scripted backend registered
+MAIN = (
+    f"import sys; sys.path.insert(0, {RUNNER!r}); import scripted_backend; "
+    "from tunecheck.cli import main; sys.argv = ['tunecheck', *sys.argv[1:]]; main()"
+)
+
+
 def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import scripted_backend; "
-         "from tunecheck.cli import main; sys.argv = ['tunecheck', *sys.argv[1:]]; main()"
-         % str(Path(__file__).parents[1] / "runner"), *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
-    )  # fmt: skip
+        [sys.executable, "-c", MAIN, *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_mlflow_run_holds_params_metrics_verdict_and_reports(project: Path, write_spec) -> None:

@@ -85,7 +85,7 @@ def logged(path: str | Path) -> dict[str, Any]:
                     "name": r.artifact.name,
                     "type": r.artifact.type,
                     "files": [m.path for m in r.artifact.manifest.contents],
-                }  # fmt: skip
+                }
             )
     return {"config": config, "history": history, "summary": summary, "tags": tags,
             "artifacts": artifacts}  # fmt: skip
