@@ -307,6 +307,11 @@ def run(
     tasks = [
         load_task(t, allow_overlap=options.allow_overlap, limit=options.limit) for t in spec.tasks
     ]
+    if options.probes and spec.probes:
+        from tunecheck.probes.lm_eval_spec import check_lm_eval_probes
+
+        # an unknown lm-eval task must fail now, not after hours of generation
+        check_lm_eval_probes(spec.probes)
     overrides = (
         {"allow_overlap": True}
         if options.allow_overlap or any(t.spec.allow_overlap for t in tasks)
@@ -398,11 +403,21 @@ def run_probes(spec: Spec, models: dict[str, Model], progress: Progress) -> list
     from tunecheck.probes import build_probe, run_probe
 
     pair = probe_models(spec, models)
-    if pair is None:
-        return []
-    base, cand = pair
     outcomes = []
     for probe_spec in spec.probe_specs():
+        if probe_spec.lm_eval is not None:
+            from tunecheck.probes.lm_eval_spec import lm_eval_outcomes
+
+            if pair is None and probe_spec.lm_eval_samples is None:
+                continue
+            tid = progress.add_task(f"probe {probe_spec.name} · lm-eval", total=None, rate="")
+            b, f = lm_eval_outcomes(probe_spec, *(pair or (None, None)), seed=spec.seed)
+            progress.update(tid, total=1, completed=1)
+            outcomes.append((probe_spec, b, f))
+            continue
+        if pair is None:
+            continue
+        base, cand = pair
         probe = build_probe(probe_spec, seed=spec.seed)
         results = []
         for label, model in (("base", base), ("fine-tuned", cand)):

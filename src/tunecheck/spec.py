@@ -154,12 +154,29 @@ class TaskSpec(_Strict):
         return self
 
 
+class LmEvalSamplesSpec(_Strict):
+    """Folders written by ``lm_eval --log_samples --output_path`` for each model."""
+
+    base: str
+    finetuned: str
+
+
 class ProbeSpec(_Strict):
-    """A capability-regression probe: built-in generated, a benchmark file, or a user task."""
+    """A capability-regression probe: built-in generated, a benchmark file, a user task,
+    or an lm-evaluation-harness task (``lm_eval: NAME``)."""
 
     name: str
     builtin: str | None = None
     path: str | None = None
+    lm_eval: str | None = Field(
+        None, description="an lm-eval task or group name, run on both models (limit: n)"
+    )
+    lm_eval_include: str | None = Field(
+        None, description="a folder of extra lm-eval task YAML files"
+    )
+    lm_eval_samples: LmEvalSamplesSpec | None = Field(
+        None, description="import these --log_samples folders instead of running lm-eval"
+    )
     format: str | None = None
     n: int = Field(100, ge=1)
     mode: Literal["auto", "loglikelihood", "generate"] = "auto"
@@ -169,8 +186,10 @@ class ProbeSpec(_Strict):
 
     @model_validator(mode="after")
     def _source(self) -> ProbeSpec:
-        if (self.builtin is None) == (self.path is None):
-            raise ValueError("a probe needs exactly one of `builtin` or `path`")
+        if sum(x is not None for x in (self.builtin, self.path, self.lm_eval)) != 1:
+            raise ValueError("a probe needs exactly one of `builtin`, `path` or `lm_eval`")
+        if self.lm_eval is None and (self.lm_eval_samples or self.lm_eval_include):
+            raise ValueError("lm_eval_samples / lm_eval_include go with `lm_eval: TASK`")
         return self
 
 
@@ -419,6 +438,10 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
         _resolve_metric_paths(task, fix)
     for probe in spec.probes or []:
         probe.path = fix(probe.path)
+        probe.lm_eval_include = fix(probe.lm_eval_include)
+        if probe.lm_eval_samples is not None:
+            probe.lm_eval_samples.base = fix(probe.lm_eval_samples.base) or ""
+            probe.lm_eval_samples.finetuned = fix(probe.lm_eval_samples.finetuned) or ""
     spec.training = fix(spec.training)
     if spec.tracking and spec.tracking.wandb and spec.tracking.wandb.dir:
         spec.tracking.wandb.dir = fix(spec.tracking.wandb.dir)
