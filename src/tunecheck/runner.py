@@ -373,11 +373,12 @@ def run(
         result=result.model_dump(mode="json") if hasattr(result, "model_dump") else result,
     )
     # only now, with the result stored: a tracker that fails cannot lose the evaluation
-    from tunecheck.tracking import track_run
+    from tunecheck.tracking import record_outcomes, track_run
 
     tracking = track_run(
         result, options.tracking if options.tracking is not None else spec.tracking
     )
+    record_outcomes(store, run_id, tracking)
     return RunOutcome(
         run_id=run_id,
         result=result,

@@ -138,6 +138,24 @@ def test_tracking_failures_exit_2_and_keep_the_run(project: Path, write_spec) ->
 
     (row,) = open_store(store).list_runs()
     assert row["status"] == "completed" and row["verdict"] == "DEPLOY"
+    # the failed attempts are kept with the run ...
+    shown = json.loads(_main("show", row["id"], "--store", store, "--json", cwd=project).stdout)
+    assert [(t["tracker"], t["ok"]) for t in shown["tracking"]] == [
+        ("mlflow", False),
+        ("wandb", False),
+    ]
+    assert "cannot be reached" in shown["tracking"][0]["error"]
+    # ... and the stored run is logged later, once the tracker is there
+    uri = f"sqlite:///{project / 'later.db'}"
+    proc = _main("track", row["id"][:6], "--store", store, "--mlflow", uri, "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    (done,) = json.loads(proc.stdout)
+    from mlflow.tracking import MlflowClient
+
+    tags = MlflowClient(uri).get_run(done["run_id"]).data.tags
+    assert tags["tunecheck.run_id"] == row["id"] and tags["tunecheck.verdict"] == "DEPLOY"
+    proc = _main("show", row["id"], "--store", store, cwd=project)
+    assert f"tracking mlflow: run {done['run_id']}" in proc.stdout
 
 
 def test_wandb_online_without_key_and_disabled_mode(project: Path, write_spec, monkeypatch) -> None:

@@ -114,3 +114,43 @@ def history_cmd(
         )
     if written:
         console.print(f"[dim]trend chart written to {written}[/]")
+
+
+@app.command("track")
+def track_cmd(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    mlflow: str | None = typer.Option(None, "--mlflow", help="MLflow tracking URI."),
+    wandb: str | None = typer.Option(None, "--wandb", help="W&B project (offline by default)."),
+    store: str | None = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Log a stored run to MLflow and/or W&B (the run's spec `tracking:` block, or the flags):
+    after a tracker failed during `tunecheck run`, or for runs made before tracking was set."""
+    from tunecheck.errors import TunecheckError
+    from tunecheck.history import load_result
+    from tunecheck.spec import TrackingSpec
+    from tunecheck.store import open_store
+    from tunecheck.tracking import merge_tracking, record_outcomes, track_run
+
+    st = open_store(store)
+    result = load_result(st, run_id)
+    raw = (st.get_run(result.run_id).get("spec") or {}).get("tracking")
+    spec_tracking = TrackingSpec.model_validate(raw) if raw else None
+    tracking = merge_tracking(spec_tracking, mlflow_uri=mlflow, wandb_project=wandb)
+    if tracking is None:
+        raise TunecheckError(
+            f"run {result.run_id} has no tracking configured",
+            hint="pass --mlflow URI and/or --wandb PROJECT",
+        )
+    outcomes = track_run(result, tracking)
+    record_outcomes(st, result.run_id, outcomes)
+    if as_json:
+        print_json([o.to_dict() for o in outcomes])
+    else:
+        for o in outcomes:
+            if o.ok:
+                console.print(f"logged to {o.tracker}: run {o.run_id} at {o.location}")
+            else:
+                console.print(f"[bold red]{o.tracker} tracking failed:[/] {escape(str(o.error))}")
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(2)

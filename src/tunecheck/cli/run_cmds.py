@@ -181,10 +181,11 @@ def show_cmd(
 ) -> None:
     """Show one stored run: its contenders, status and results."""
     from tunecheck.store import open_store
+    from tunecheck.tracking import stored_outcomes
 
     run = open_store(store).get_run(run_id)
     if as_json:
-        print_json(run)
+        print_json({**run, "tracking": stored_outcomes(open_store(store), run["id"])})
         return
     console.print(
         f"[bold]run {run['id']}[/] · {run['name']} · {run['status']} · created {run['created_at']}"
@@ -204,6 +205,13 @@ def show_cmd(
             c["prompt_fingerprint"][:12],
         )
     console.print(table)
+    for t in stored_outcomes(open_store(store), run["id"]):
+        console.print(
+            f"tracking {t['tracker']}: "
+            + (f"run {t['run_id']} at {t['location']}" if t["ok"] else f"failed: {t['error']}"),
+            highlight=False,
+            markup=False,
+        )
     if run.get("error"):
         console.print(f"[red]{run['error']}[/]")
     if run.get("result"):

@@ -18,7 +18,14 @@ from typing import Any
 
 from tunecheck.errors import TunecheckError
 
-__all__ = ["TrackingError", "TrackingOutcome", "merge_tracking", "track_run"]
+__all__ = [
+    "TrackingError",
+    "TrackingOutcome",
+    "merge_tracking",
+    "record_outcomes",
+    "stored_outcomes",
+    "track_run",
+]
 
 
 class TrackingError(TunecheckError):
@@ -121,3 +128,41 @@ def _wandb(result: Any, cfg: Any, reports: list[Path]) -> TrackingOutcome:
     from tunecheck.tracking.wandb_log import log_wandb
 
     return log_wandb(result, cfg, reports)
+
+
+def record_outcomes(store: Any, run_id: str, outcomes: list[TrackingOutcome]) -> None:
+    """Keep each tracking attempt with the run (``tunecheck show`` lists them)."""
+    from sqlalchemy.orm import Session
+
+    from tunecheck.store.schema import TrackingRow
+
+    if not outcomes:
+        return
+    with Session(store.engine) as s, s.begin():
+        for o in outcomes:
+            s.add(
+                TrackingRow(
+                    run_id=run_id, tracker=o.tracker, ok=o.ok, location=o.location,
+                    external_id=o.run_id, error=o.error,
+                )
+            )  # fmt: skip
+
+
+def stored_outcomes(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """Every tracking attempt of a run, oldest first."""
+    from sqlalchemy import select
+
+    from tunecheck.store.schema import TrackingRow
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(TrackingRow).where(TrackingRow.run_id == run_id).order_by(TrackingRow.id)
+        )
+        return [
+            {
+                "tracker": r.tracker, "ok": r.ok, "location": r.location,
+                "run_id": r.external_id, "error": r.error,
+                "created_at": r.created_at.isoformat(timespec="seconds"),
+            }
+            for r in rows
+        ]  # fmt: skip
