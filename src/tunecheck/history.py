@@ -284,7 +284,6 @@ class HistoryReport(BaseModel):
     lock_hash: str | None
     higher_is_better: bool = True
     entries: list[HistoryEntry]
-    excluded: int = Field(0, description="runs of this task left out (no stored result)")
 
     @property
     def regressions(self) -> list[HistoryEntry]:
@@ -303,31 +302,28 @@ def history(
     of the newest completed run), oldest first, each later run paired against the last
     DEPLOY before it. Runs on different locks are refused unless ``lock`` (a hash prefix)
     picks one."""
-    results: list[tuple[RunSummary, RunResult]] = []
-    excluded = 0
+    results: list[RunResult] = []
     with store.engine.connect() as conn:
         rows = list(conn.execute(select(RunRow).order_by(RunRow.created_at, RunRow.id)))
     for row in rows:
-        if not row.result_json:
-            continue
-        result = RunResult.model_validate(row.result_json)
-        results.append((_summaries_for(row)[0], result))  # type: ignore[arg-type]
+        if row.result_json:
+            results.append(RunResult.model_validate(row.result_json))
     if not results:
         raise TunecheckError(
             "no completed run in the store", hint="`tunecheck run tunecheck.yaml` makes one"
         )
     if task is None:
-        task = results[-1][1].tasks[0].name if results[-1][1].tasks else None
-    chosen = [(s, r) for s, r in results if any(t.name == task for t in r.tasks)]
+        task = results[-1].tasks[0].name if results[-1].tasks else None
+    chosen = [r for r in results if any(t.name == task for t in r.tasks)]
     if not chosen:
-        known = sorted({t.name for _, r in results for t in r.tasks})
+        known = sorted({t.name for r in results for t in r.tasks})
         raise TunecheckError(f"no completed run of task {task!r}", hint=f"tasks stored: {known}")
     if lock:
-        chosen = [(s, r) for s, r in chosen if (r.lock_hash or "").startswith(lock)]
+        chosen = [r for r in chosen if (r.lock_hash or "").startswith(lock)]
         if not chosen:
             raise LockMismatchError(f"no run of task {task!r} on a lock starting {lock!r}")
     locks: dict[str | None, int] = {}
-    for _, r in chosen:
+    for r in chosen:
         locks[r.lock_hash] = locks.get(r.lock_hash, 0) + 1
     if len(locks) > 1:
         listed = ", ".join(f"{str(k)[:12]} ({n} runs)" for k, n in locks.items())
@@ -339,7 +335,7 @@ def history(
     last_deploy: RunResult | None = None
     metric = ""
     higher = True
-    for _, r in chosen:
+    for r in chosen:
         t = _pick_task(r, task, r.run_id)
         comp = t.comparison()
         metric, higher = t.primary_metric, comp.higher_is_better
@@ -367,8 +363,8 @@ def history(
             last_deploy = r
         entries.append(entry)
     return HistoryReport(
-        task=str(task), metric=metric, lock_hash=chosen[0][1].lock_hash,
-        higher_is_better=higher, entries=entries, excluded=excluded,
+        task=str(task), metric=metric, lock_hash=chosen[0].lock_hash,
+        higher_is_better=higher, entries=entries,
     )  # fmt: skip
 
 

@@ -185,3 +185,32 @@ def test_unknown_lm_eval_task_fails_before_any_model_call(
     with pytest.raises(SpecError, match="samples folder for base not found"):
         run(load_spec(project / "tunecheck.yaml"), options=RunOptions(show_progress=False))
     assert not calls.exists()
+
+
+@pytest.mark.model
+def test_lm_eval_through_a_tunecheck_backend_matches_lm_eval_hflm(
+    hf_model_and_tokenizer, tmp_path: Path, lm_tasks: Path
+) -> None:
+    """The real model, answered once through lm-eval's own HFLM and once through the
+    tunecheck `hf` backend (TunecheckLM): the same log-likelihoods, the same acc per doc."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    from tunecheck.models.hf import HFModel
+    from tunecheck.probes.lm_eval_spec import task_manager, tunecheck_lm
+
+    model, tok = hf_model_and_tokenizer
+    manager = task_manager(str(lm_tasks))
+    ref = simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=8),
+                          tasks=["tc_mc"], limit=12, log_samples=True, task_manager=manager,
+                          bootstrap_iters=0)  # fmt: skip
+    ours = simple_evaluate(model=tunecheck_lm(HFModel.from_loaded(model, tok, batch_size=8)),
+                           tasks=["tc_mc"], limit=12, log_samples=True, task_manager=manager,
+                           bootstrap_iters=0)  # fmt: skip
+    a = sorted(ref["samples"]["tc_mc"], key=lambda r: r["doc_id"])
+    b = sorted(ours["samples"]["tc_mc"], key=lambda r: r["doc_id"])
+    assert [r["acc"] for r in a] == [r["acc"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        la = [x[0] for x in ra["filtered_resps"]]
+        lb = [x[0] for x in rb["filtered_resps"]]
+        assert lb == pytest.approx(la, abs=1e-3)
