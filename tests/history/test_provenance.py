@@ -18,6 +18,7 @@ from tunecheck.runner import RunOptions, run
 from tunecheck.spec import ContenderSpec, load_spec
 
 HERE = Path(__file__).parent
+DATA = HERE.parent / "data" / "history"
 
 
 def _sha(path: Path) -> str:
@@ -110,7 +111,7 @@ def test_flips_in_every_report(project: Path, write_spec) -> None:
 
 
 def test_schema1_report_still_loads() -> None:
-    text = (HERE / "data" / "report_v1.json").read_text()
+    text = (DATA / "report_v1.json").read_text()
     assert json.loads(text)["schema_version"] == 1
     result = load_json(text, source="report_v1.json")
     assert result.schema_version == 2 and result.meta["migrated_from_schema"] == 1
@@ -129,7 +130,7 @@ def test_schema1_report_still_loads() -> None:
 def test_newer_schema_refused() -> None:
     from tunecheck.errors import TunecheckError
 
-    data = json.loads((HERE / "data" / "report_v1.json").read_text())
+    data = json.loads((DATA / "report_v1.json").read_text())
     data["schema_version"] = SCHEMA_VERSION + 1
     with pytest.raises(TunecheckError, match="schema_version"):
         load_json(json.dumps(data))
