@@ -215,6 +215,11 @@ def compare_results(
             hint="were they stored without per-example outcomes?",
         )
     higher = next((c.higher_is_better for c in ta.comparisons if c.metric == metric), True)
+    if any(c.metric == metric and c.kind == "corpus" for c in ta.comparisons):
+        note = (note + "; " if note else "") + (
+            f"{metric} is a corpus-level metric: runs are compared on its per-example "
+            "(sentence-level) scores"
+        )
     va = np.array([sa[i] for i in ids], dtype=float)
     vb = np.array([sb[i] for i in ids], dtype=float)
     kind = "binary" if np.isin(np.concatenate([va, vb]), (0.0, 1.0)).all() else "continuous"

@@ -149,3 +149,28 @@ def test_different_locks_refused(project: Path, write_spec) -> None:
     assert code == 0 and [e["run_id"] for e in json.loads(out)["entries"]] == [b]
     # both runs' own results are still there
     assert _cli("report", a, "--store", store, "--format", "json")[0] == 0
+
+
+def test_compare_respects_a_lower_is_better_metric() -> None:
+    """Continuous per-example scores where lower is better: B lower is B better."""
+    from tunecheck.history import compare_results
+    from tunecheck.report import load_json
+
+    text = (Path(__file__).parents[1] / "data" / "history" / "report_v1.json").read_text()
+    a, b = load_json(text), load_json(text)
+    b.run_id = "b"
+    for r, shift in ((a, 0.0), (b, -0.3)):
+        t = r.tasks[0]
+        for comp in t.comparisons:
+            comp.higher_is_better = False
+        for i, e in enumerate(t.examples):
+            e.scores[t.candidate][t.primary_metric] = 0.5 + 0.01 * i + shift * (i % 3 != 0)
+    rc = compare_results(a, b, n_resamples=2000)
+    n = len(a.tasks[0].examples)
+    assert rc.comparison.test == "permutation_sign_flip" and rc.comparison.n == n
+    assert rc.comparison.delta == pytest.approx(-0.3 * sum(i % 3 != 0 for i in range(n)) / n)
+    assert rc.worse is False and rc.comparison.improvement()[0] > 0
+    assert rc.flips.broken == [] and len(rc.flips.fixed) == sum(i % 3 != 0 for i in range(n))
+    assert all(f.change == pytest.approx(0.3) for f in rc.flips.fixed)
+    back = compare_results(b, a, n_resamples=2000)
+    assert [f.id for f in back.flips.broken] == sorted(f.id for f in rc.flips.fixed)
