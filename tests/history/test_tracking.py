@@ -189,6 +189,7 @@ def test_training_and_evaluation_in_one_mlflow_run(project: Path, write_spec, mo
     from tunecheck.training.callback import TaskPoint, TunecheckCallback
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.chdir(project)  # MLflowCallback's experiment keeps artifacts in ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "finetune")
     spec_path = write_spec()
