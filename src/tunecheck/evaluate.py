@@ -164,6 +164,18 @@ def assemble_result(
     if store is not None:
         _store_scores(store, state.run_id, tasks)
     lock_hash = next((t.lock_hash for t in state.tasks if t.lock_hash), None)
+    from tunecheck.provenance import contender_info, data_info, library_versions
+
+    contenders = [
+        contender_info(
+            c,
+            role="candidate" if c.name == spec.candidate else "baseline",
+            fingerprint=state.fingerprints.get(c.name),
+            seed=spec.seed,
+            spec_training=spec.training,
+        )
+        for c in spec.contenders
+    ]
     overlap = [t.verify_report for t in state.tasks if t.verify_report]
     return RunResult(
         run_id=state.run_id,
@@ -176,6 +188,9 @@ def assemble_result(
         probes=probes,
         verdict=verdict,
         errors=errors,
+        contenders=contenders,
+        data=[data_info(t) for t in state.tasks],
+        libraries=library_versions(),
         meta={
             "model_calls": state.model_calls,
             "verification": overlap,

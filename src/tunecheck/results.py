@@ -18,19 +18,30 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from tunecheck import __version__
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
+from tunecheck.flips import FlipList, task_flips
 from tunecheck.judge.result import JudgeTaskResult
 from tunecheck.length import LengthAdjusted, LengthStats, length_adjusted, length_stats, words_by_id
 from tunecheck.metrics import MetricScores, score_outputs
+from tunecheck.provenance import ContenderInfo, DataInfo
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
 
-SCHEMA_VERSION = 1
-"""Version of the RunResult JSON schema. 1: first release."""
+SCHEMA_VERSION = 2
+"""Version of the RunResult JSON schema.
+
+1: first release.
+2: self-contained results: ``contenders`` (model, fingerprint, adapter and its config,
+   prompt, generation parameters, redacted backend options, training configuration),
+   ``data`` (data and lock hashes), ``libraries`` and, per task, ``flips`` (examples
+   that flipped between the candidate and the strongest baseline). A schema-1 report
+   still loads: the new blocks are empty (``flips`` is rebuilt from the examples) and
+   ``meta["migrated_from_schema"]`` records the original version.
+"""
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -150,6 +161,18 @@ class TaskResult(BaseModel):
     folds: list[FoldResult] = Field(
         default_factory=list, description="k-fold runs: per-fold numbers (the rest is pooled)"
     )
+    flips: FlipList | None = Field(
+        None,
+        description="examples that flipped between the candidate and the strongest baseline "
+        "on the primary metric (broken: worst first; fixed: best first)",
+    )
+
+    @model_validator(mode="after")
+    def _fill_flips(self) -> TaskResult:
+        # schema-1 reports and hand-built results: derive the flips from the outcomes
+        if self.flips is None and self.examples:
+            self.flips = task_flips(self)
+        return self
 
     def length_adjustment(
         self, metric: str | None = None, baseline: str | None = None
@@ -291,6 +314,44 @@ class RunResult(BaseModel):
     verdict: Verdict | None = None
     errors: list[str] = Field(default_factory=list, description="problems met during the run")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form run metadata")
+    contenders: list[ContenderInfo] = Field(
+        default_factory=list, description="what exactly was compared (schema 2)"
+    )
+    data: list[DataInfo] = Field(
+        default_factory=list, description="each task's data file and lock hashes (schema 2)"
+    )
+    libraries: dict[str, str] = Field(
+        default_factory=dict, description="python and library versions (schema 2)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Upgrade an older report in place of loading: schema 1 -> 2 adds empty blocks."""
+        if not isinstance(data, dict):
+            return data
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version} is newer than this tunecheck reads "
+                f"({SCHEMA_VERSION}); upgrade tunecheck"
+            )
+        if version == 1:
+            data = dict(data)
+            data["schema_version"] = SCHEMA_VERSION
+            data["meta"] = {**(data.get("meta") or {}), "migrated_from_schema": 1}
+        return data
+
+    def contender_info(self, name: str | None = None) -> ContenderInfo | None:
+        """The identity block of ``name`` (default: the candidate); None in schema-1 reports."""
+        name = name or self.candidate
+        return next((c for c in self.contenders if c.name == name), None)
+
+    @property
+    def training(self) -> Any:
+        """The candidate's training configuration, when known."""
+        info = self.contender_info()
+        return info.training if info else None
 
 
 # --------------------------------------------------------------------------- builders

@@ -44,6 +44,8 @@ class RunOptions:
     probes: bool = True
     show_progress: bool = True
     run_id: str | None = None
+    tracking: Any = None
+    """a :class:`~tunecheck.spec.TrackingSpec` used instead of the spec's ``tracking:``"""
 
 
 @dataclass
@@ -105,6 +107,8 @@ class RunState:
     judge: dict[str, Any] = field(default_factory=dict)
     #: judge key -> cached judge model, opened (lazily) before any generation
     judge_models: dict[str, Any] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    """contender -> content fingerprint of its model (recorded in the result)"""
 
 
 # --------------------------------------------------------------------------- progress
@@ -294,6 +298,12 @@ class RunOutcome:
     model_calls: int
     seconds: float
     store_url: str
+    tracking: list[Any] = field(default_factory=list)
+    """one :class:`~tunecheck.tracking.TrackingOutcome` per tracker (failures included)"""
+
+    @property
+    def tracking_failed(self) -> bool:
+        return any(not t.ok for t in self.tracking)
 
 
 def run(
@@ -316,6 +326,11 @@ def run(
     tasks = [
         load_task(t, allow_overlap=options.allow_overlap, limit=options.limit) for t in spec.tasks
     ]
+    if options.probes and spec.probes:
+        from tunecheck.probes.lm_eval_spec import check_lm_eval_probes
+
+        # an unknown lm-eval task must fail now, not after hours of generation
+        check_lm_eval_probes(spec.probes)
     overrides = (
         {"allow_overlap": True}
         if options.allow_overlap or any(t.spec.allow_overlap for t in tasks)
@@ -341,6 +356,7 @@ def run(
             state.judge_models = open_judges(spec, store)  # a bad judge fails before generating
         for c in spec.contenders:
             model = models[_model_key(c)]
+            state.fingerprints[c.name] = model.fingerprint
             store.add_contender(
                 run_id,
                 name=c.name,
@@ -396,12 +412,20 @@ def run(
         verdict=str(verdict) if verdict is not None else None,
         result=result.model_dump(mode="json") if hasattr(result, "model_dump") else result,
     )
+    # only now, with the result stored: a tracker that fails cannot lose the evaluation
+    from tunecheck.tracking import record_outcomes, track_run
+
+    tracking = track_run(
+        result, options.tracking if options.tracking is not None else spec.tracking
+    )
+    record_outcomes(store, run_id, tracking)
     return RunOutcome(
         run_id=run_id,
         result=result,
         model_calls=state.model_calls,
         seconds=time.perf_counter() - start,
         store_url=store.url,
+        tracking=tracking,
     )
 
 
@@ -497,14 +521,6 @@ def plan_probes(
     )
 
 
-def probe_models(spec: Spec, models: dict[str, Model]) -> tuple[Model, Model] | None:
-    """(base, fine-tuned) for capability probes, as :func:`plan_probes` pairs them."""
-    plan = plan_probes(spec, models)
-    if plan.base is None or plan.candidate is None:
-        return None
-    return plan.base, plan.candidate
-
-
 def run_probes(
     spec: Spec, models: dict[str, Model], progress: Progress, *, plan: ProbePlan | None = None
 ) -> list[Any]:
@@ -517,10 +533,21 @@ def run_probes(
     from tunecheck.probes import build_probe, run_probe
 
     plan = plan or plan_probes(spec, models)
-    if plan.base is None or plan.candidate is None:
-        return []
+    pair = None if plan.base is None or plan.candidate is None else (plan.base, plan.candidate)
     outcomes = []
     for probe_spec in spec.probe_specs():
+        if probe_spec.lm_eval is not None:
+            from tunecheck.probes.lm_eval_spec import lm_eval_outcomes
+
+            if pair is None and probe_spec.lm_eval_samples is None:
+                continue
+            tid = progress.add_task(f"probe {probe_spec.name} · lm-eval", total=None, rate="")
+            b, f = lm_eval_outcomes(probe_spec, *(pair or (None, None)), seed=spec.seed)
+            progress.update(tid, total=1, completed=1)
+            outcomes.append((probe_spec, b, f))
+            continue
+        if pair is None:
+            continue
         probe = build_probe(probe_spec, seed=spec.seed)
         chance = chance_level(probe)
         with progress_task(

@@ -191,12 +191,29 @@ class TaskSpec(_Strict):
         return self
 
 
+class LmEvalSamplesSpec(_Strict):
+    """Folders written by ``lm_eval --log_samples --output_path`` for each model."""
+
+    base: str
+    finetuned: str
+
+
 class ProbeSpec(_Strict):
-    """A capability-regression probe: built-in generated, a benchmark file, or a user task."""
+    """A capability-regression probe: built-in generated, a benchmark file, a user task,
+    or an lm-evaluation-harness task (``lm_eval: NAME``)."""
 
     name: str
     builtin: str | None = None
     path: str | None = None
+    lm_eval: str | None = Field(
+        None, description="an lm-eval task or group name, run on both models (limit: n)"
+    )
+    lm_eval_include: str | None = Field(
+        None, description="a folder of extra lm-eval task YAML files"
+    )
+    lm_eval_samples: LmEvalSamplesSpec | None = Field(
+        None, description="import these --log_samples folders instead of running lm-eval"
+    )
     format: str | None = None
     n: int = Field(DEFAULT_PROBE_N, ge=1)
     mode: Literal["auto", "loglikelihood", "generate"] = "auto"
@@ -206,8 +223,10 @@ class ProbeSpec(_Strict):
 
     @model_validator(mode="after")
     def _source(self) -> ProbeSpec:
-        if (self.builtin is None) == (self.path is None):
-            raise ValueError("a probe needs exactly one of `builtin` or `path`")
+        if sum(x is not None for x in (self.builtin, self.path, self.lm_eval)) != 1:
+            raise ValueError("a probe needs exactly one of `builtin`, `path` or `lm_eval`")
+        if self.lm_eval is None and (self.lm_eval_samples or self.lm_eval_include):
+            raise ValueError("lm_eval_samples / lm_eval_include go with `lm_eval: TASK`")
         return self
 
 
@@ -233,6 +252,38 @@ class Thresholds(_Strict):
         if self.fail < self.warn:
             raise ValueError(f"fail ({self.fail}) must be >= warn ({self.warn})")
         return self
+
+
+class MlflowSpec(_Strict):
+    """Where an MLflow run goes: a tracking URI (a local ``file:`` folder or ``sqlite:`` DB
+    works offline) and an experiment; ``run_name`` defaults to the tunecheck run id."""
+
+    tracking_uri: str
+    experiment: str = "tunecheck"
+    run_name: str | None = None
+    run_id: str | None = Field(
+        None, description="log into this existing MLflow run (e.g. the training run)"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class WandbSpec(_Strict):
+    """A W&B run: project, optional entity, ``mode`` offline (default; synced later with
+    ``wandb sync``) or online, and where its files go (``dir``)."""
+
+    project: str
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    run_name: str | None = None
+    dir: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class TrackingSpec(_Strict):
+    """Experiment trackers that receive each run's parameters, metrics, verdict and reports."""
+
+    mlflow: MlflowSpec | None = None
+    wandb: WandbSpec | None = None
 
 
 DEFAULT_PROBES: list[dict[str, Any]] = [
@@ -264,6 +315,14 @@ class Spec(_Strict):
         default_factory=list,
         description="modules (dotted names) or .py files (relative to the spec) imported "
         "before the run: their @metric / @backend / @probe decorators extend tunecheck",
+    )
+    training: str | None = Field(
+        None,
+        description="the candidate's training configuration: the trainer's output folder "
+        "(trainer_state.json, training_args.bin) or a JSON/YAML file; recorded in the result",
+    )
+    tracking: TrackingSpec | None = Field(
+        None, description="also log the run to MLflow and/or Weights & Biases"
     )
 
     @model_validator(mode="before")
@@ -344,9 +403,12 @@ class Spec(_Strict):
         return self.probes
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        # where results are logged is not part of what is evaluated; an unset training
+        # path is left out so specs written before it existed keep their hash
+        data = self.model_dump(mode="json", exclude={"tracking"})
+        if data.get("training") is None:
+            data.pop("training", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- loading
@@ -458,6 +520,17 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
         _resolve_metric_paths(task, fix)
     for probe in spec.probes or []:
         probe.path = fix(probe.path)
+        probe.lm_eval_include = fix(probe.lm_eval_include)
+        if probe.lm_eval_samples is not None:
+            probe.lm_eval_samples.base = fix(probe.lm_eval_samples.base) or ""
+            probe.lm_eval_samples.finetuned = fix(probe.lm_eval_samples.finetuned) or ""
+    spec.training = fix(spec.training)
+    if spec.tracking and spec.tracking.wandb and spec.tracking.wandb.dir:
+        spec.tracking.wandb.dir = fix(spec.tracking.wandb.dir)
+    if spec.tracking and spec.tracking.mlflow:
+        uri = spec.tracking.mlflow.tracking_uri
+        if uri.startswith("sqlite:///"):
+            spec.tracking.mlflow.tracking_uri = "sqlite:///" + (fix(uri[len("sqlite:///") :]) or "")
     for contender in spec.contenders:
         backend, sep, target = contender.model.partition(":")
         if sep and backend in {"hf", "hf-classifier"}:

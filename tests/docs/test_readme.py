@@ -51,7 +51,7 @@ def _write_data(folder: Path) -> None:
                 "id": f"m{i:03d}",
                 "text": f"message {i}: {rng.choice(words[label])} for order {rng.randint(1000, 9999)}",
                 "label": label,
-                "channel": ["app", "mail"][i % 2],
+                "channel": ["app", "email"][i % 2],
             }
         )
     (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -198,7 +198,7 @@ def test_reports_round_trip_validate_and_render(deploy_case, tmp_path):
     text = render_json(result)
     data = json.loads(text)
     jsonschema.validate(data, json_schema())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["tasks"][0]["examples"][0]["outputs"]["finetuned"]
     assert set(data["tasks"][0]["examples"][0]["scores"]) == {"finetuned", "base", "base+prompt"}
     assert load_json(text) == result

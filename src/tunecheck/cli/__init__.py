@@ -59,6 +59,7 @@ def _register() -> None:
     # imported for their side effect: each module adds its verbs to `app`
     from tunecheck.cli import (  # noqa: F401
         data_cmds,
+        history_cmds,
         judge_cmds,
         run_cmds,
         shadow_cmds,

@@ -44,6 +44,17 @@ def run_cmd(
         False, "--json", help="Print the result as JSON instead of tables."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    mlflow: str | None = typer.Option(
+        None,
+        "--mlflow",
+        help="Also log the run to this MLflow tracking URI (e.g. sqlite:///mlflow.db); "
+        "overrides tracking.mlflow.tracking_uri.",
+    ),
+    wandb: str | None = typer.Option(
+        None,
+        "--wandb",
+        help="Also log the run to this W&B project (offline unless the spec says online).",
+    ),
 ) -> None:
     """Evaluate every contender on the locked test split, run the probes and print the verdict.
 
@@ -55,6 +66,10 @@ def run_cmd(
 
     if fail_on not in ("iterate", "abandon", "never"):
         raise TunecheckError(f"--fail-on must be iterate, abandon or never, not {fail_on!r}")
+    from rich.markup import escape
+
+    from tunecheck.tracking import merge_tracking
+
     spec = load_spec(spec_path)
     outcome = run(
         spec,
@@ -64,6 +79,7 @@ def run_cmd(
             allow_overlap=allow_overlap,
             probes=not no_probes,
             show_progress=not quiet and not as_json,
+            tracking=merge_tracking(spec.tracking, mlflow_uri=mlflow, wandb_project=wandb),
         ),
         spec_path=spec_path,
         console=err_console,
@@ -73,6 +89,20 @@ def run_cmd(
         console.print(
             f"[dim]run {outcome.run_id} · {outcome.model_calls} model calls · {outcome.seconds:.1f} s · store {outcome.store_url}[/]"
         )
+    for t in outcome.tracking:
+        if t.ok:
+            err_console.print(f"[dim]logged to {t.tracker}: run {t.run_id} at {t.location}[/]")
+        else:
+            err_console.print(
+                f"[bold red]error:[/] {t.tracker} tracking failed: {escape(str(t.error))}\n"
+                f"  the evaluation itself is stored: run {outcome.run_id} "
+                f"(`tunecheck report {outcome.run_id}`)",
+                highlight=False,
+                markup=True,
+                soft_wrap=True,
+            )
+    if outcome.tracking_failed:
+        raise typer.Exit(2)
     from tunecheck.verdict import exit_code
 
     raise typer.Exit(exit_code(outcome.result.verdict, fail_on))
@@ -96,29 +126,49 @@ def _emit(result: object, *, as_json: bool, out: Path | None) -> None:
 @app.command("runs")
 def runs_cmd(
     store: str | None = StoreOpt,
-    limit: int = typer.Option(20, "--limit", min=1, help="How many recent runs to list."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many rows to list (newest first)."),
+    spec: str | None = typer.Option(
+        None, "--spec", help="Only runs of this spec (its name, file path or hash prefix)."
+    ),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
+    candidate: str | None = typer.Option(None, "--candidate", help="Only this candidate."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first: task, candidate, primary metric, delta and verdict."""
+    from tunecheck.history import run_summaries
+    from tunecheck.report import _fmt
     from tunecheck.store import open_store
 
-    rows = open_store(store).list_runs(limit)
+    rows = run_summaries(open_store(store), spec=spec, task=task, candidate=candidate, limit=limit)
     if as_json:
-        print_json(rows)
+        print_json([r.model_dump(mode="json") for r in rows])
         return
     if not rows:
-        console.print("no runs stored yet: `tunecheck run tunecheck.yaml` makes one")
+        filtered = spec or task or candidate
+        console.print(
+            "no run matches these filters"
+            if filtered
+            else "no runs stored yet: `tunecheck run tunecheck.yaml` makes one"
+        )
         return
-    table = Table("id", "name", "created", "status", "verdict", "tool", "git")
+    table = Table("id", "created", "status", "task", "candidate", "metric", "value",
+                  "Δ pts [95% CI] vs strongest", "verdict")  # fmt: skip
     for r in rows:
+        delta = (
+            f"{_fmt.pts(r.delta)} {_fmt.ci_pts(r.ci_low, r.ci_high)} vs {r.baseline}"
+            if r.delta is not None
+            else "-"
+        )
         table.add_row(
-            r["id"],
-            r["name"],
-            r["created_at"],
-            r["status"],
-            r["verdict"] or "-",
-            r["tool_version"],
-            (r["git_commit"] or "-")[:8],
+            r.id,
+            r.created_at or "-",
+            r.status,
+            r.task or "-",
+            r.candidate or "-",
+            (r.metric or "-") + ("" if r.higher_is_better else " ↓"),
+            _fmt.value(r.value) if r.value is not None else "-",
+            delta,
+            r.verdict or "-",
         )
     console.print(table)
 
@@ -131,10 +181,11 @@ def show_cmd(
 ) -> None:
     """Show one stored run: its contenders, status and results."""
     from tunecheck.store import open_store
+    from tunecheck.tracking import stored_outcomes
 
     run = open_store(store).get_run(run_id)
     if as_json:
-        print_json(run)
+        print_json({**run, "tracking": stored_outcomes(open_store(store), run["id"])})
         return
     console.print(
         f"[bold]run {run['id']}[/] · {run['name']} · {run['status']} · created {run['created_at']}"
@@ -154,6 +205,13 @@ def show_cmd(
             c["prompt_fingerprint"][:12],
         )
     console.print(table)
+    for t in stored_outcomes(open_store(store), run["id"]):
+        console.print(
+            f"tracking {t['tracker']}: "
+            + (f"run {t['run_id']} at {t['location']}" if t["ok"] else f"failed: {t['error']}"),
+            highlight=False,
+            markup=False,
+        )
     if run.get("error"):
         console.print(f"[red]{run['error']}[/]")
     if run.get("result"):

@@ -103,6 +103,7 @@ def render_markdown(result: RunResult) -> str:
                     f"{_fmt.value(c.baseline_value)} | {_fmt.pts(c.delta)} | "
                     f"{_fmt.ci_pts(c.ci_low, c.ci_high)} | {_fmt.pval(c.p_value)} |"
                 )
+        lines += _flip_lines(task)
         lines.append("")
 
     if result.probes:
@@ -137,4 +138,62 @@ def render_markdown(result: RunResult) -> str:
             lines += ["### Next steps", ""] + [f"1. {s}" for s in v.next_steps] + [""]
     if result.errors:
         lines += ["### Errors", ""] + [f"- {e}" for e in result.errors] + [""]
+    lines += _contender_lines(result)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _flip_lines(task: object) -> list[str]:
+    from tunecheck.report import flips_section
+
+    flips = task.flips  # type: ignore[attr-defined]
+    if flips is None or not (flips.broken or flips.fixed):
+        return []
+    lines = [
+        "",
+        f"<details><summary>Flipped examples: {_cell(flips_section.summary(flips))}</summary>",
+        "",
+        f"| | example | {_cell(flips.before)} | {_cell(flips.after)} | {_cell(flips.after)} output |",
+        "|---|---|---:|---:|---|",
+    ]
+    for kind, f, _b, cand_out in flips_section.rows(task):  # type: ignore[arg-type]
+        lines.append(
+            f"| {kind} | `{_cell(f.id)}` | {flips_section._score(f.before)} | "
+            f"{flips_section._score(f.after)} | {_cell(cand_out)} |"
+        )
+    note = flips_section.more(task)  # type: ignore[arg-type]
+    lines += ["", f"Broken: worst first; fixed: best first. {note}".rstrip(), "", "</details>"]
+    return lines
+
+
+def _contender_lines(result: RunResult) -> list[str]:
+    """What exactly was compared (schema-2 results)."""
+    if not result.contenders:
+        return []
+    lines = [
+        "<details><summary>What was compared</summary>",
+        "",
+        "| contender | role | model | fingerprint | adapter | prompt fp | generation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in result.contenders:
+        gen = ", ".join(f"{k}={v}" for k, v in c.generation.items() if v not in (None, []))
+        lines.append(
+            f"| {_cell(c.name)} | {c.role} | `{_cell(c.model)}` | `{(c.fingerprint or '-')[:12]}` | "
+            f"{_cell(c.adapter_path or '-')} | `{(c.prompt_fingerprint or '-')[:12]}` | {_cell(gen)} |"
+        )
+    for d in result.data:
+        lines.append("")
+        lines.append(
+            f"Data `{d.task}`: `{_cell(d.data)}` sha256 `{(d.data_sha256 or '-')[:12]}`, "
+            f"lock sha256 `{(d.lock_sha256 or '-')[:12]}`, {d.n_examples} examples."
+        )
+    training = result.training
+    if training is not None:
+        state = training.trainer_state or {}
+        steps = state.get("global_step")
+        lines += ["", f"Training configuration from `{_cell(training.source)}`"
+                  + (f" ({steps} steps)" if steps is not None else "") + "."]  # fmt: skip
+    if result.libraries:
+        lines += ["", "Libraries: " + ", ".join(f"{k} {v}" for k, v in result.libraries.items())]
+    lines += ["", "</details>", ""]
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tunecheck.report import _fmt
@@ -100,6 +101,38 @@ def _length_table(task: TaskResult) -> Table | None:
     return table
 
 
+def _flip_table(task: TaskResult) -> Table | None:
+    from tunecheck.report import flips_section
+
+    if task.flips is None or not (task.flips.broken or task.flips.fixed):
+        return None
+    note = flips_section.more(task)
+    table = Table(
+        title=f"flipped examples: {flips_section.summary(task.flips)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption=f"broken: worst first; fixed: best first; {flips_section.CAP} shown each way"
+        + (f"; {note}" if note else ""),
+        caption_justify="left",
+    )
+    table.add_column("", no_wrap=True)
+    table.add_column("example", no_wrap=True)
+    table.add_column(task.flips.before, justify="right", no_wrap=True)
+    table.add_column(task.flips.after, justify="right", no_wrap=True)
+    table.add_column(f"{task.flips.after} output")
+    for kind, f, _base_out, cand_out in flips_section.rows(task):
+        colour = "red" if kind == "broken" else "green"
+        table.add_row(
+            f"[{colour}]{kind}[/]",
+            f.id,
+            flips_section._score(f.before),
+            flips_section._score(f.after),
+            escape(cand_out),
+        )
+    return table
+
+
 def _probe_table(result: RunResult) -> Table:
     base = result.probes[0].base_name if result.probes else "base"
     table = Table(
@@ -179,6 +212,9 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
             for line in judge_lines(task.judge):
                 style = "yellow" if line.startswith("warning:") else "dim"
                 console.print(f"  [{style}]{escape(line)}[/]", highlight=False)
+        flipped = _flip_table(task)
+        if flipped is not None:
+            console.print(flipped)
     if result.probes:
         console.print(_probe_table(result))
         for p in result.probes:

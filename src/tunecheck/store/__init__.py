@@ -54,7 +54,7 @@ from tunecheck.store.schema import (
 from tunecheck.store.upsert import insert_ignore, upsert_generations
 
 #: the Alembic head revision this code expects (a test keeps it equal to the migrations)
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 DEFAULT_PATH = Path(".tunecheck") / "tunecheck.db"
 _CHUNK = 500
 

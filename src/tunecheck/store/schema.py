@@ -268,3 +268,18 @@ class ShadowRequestRow(Base):
     cand_chars: Mapped[int | None] = mapped_column(Integer, default=None)
     cand_finish: Mapped[str | None] = mapped_column(String(32), default=None)
     cand_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class TrackingRow(Base):
+    """One attempt to log a run to an experiment tracker (MLflow, W&B): where, or why not."""
+
+    __tablename__ = "tracking"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    tracker: Mapped[str] = mapped_column(String(16))
+    ok: Mapped[bool] = mapped_column()
+    location: Mapped[str | None] = mapped_column(Text, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

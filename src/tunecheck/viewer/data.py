@@ -10,20 +10,19 @@ so that filtering and paging 10,000 examples is a pass over plain lists.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 
 from tunecheck.errors import SpecError, TunecheckError
+from tunecheck.flips import Flip, flip_kind
 from tunecheck.results import ExampleOutcome, RunResult, TaskResult
 from tunecheck.store import Store
 from tunecheck.store.schema import ExampleRow
 
-Flip = Literal["broken", "fixed"]
 FILTERS = ("all", "broken", "fixed", "differ", "errors")
 PAGE_SIZE = 25
 
@@ -41,10 +40,6 @@ def render_input(value: Any) -> str:
 
         return json.dumps(value, ensure_ascii=False, indent=1)
     return str(value)
-
-
-def _score(value: float | None) -> float:
-    return -math.inf if value is None else value
 
 
 @dataclass
@@ -81,13 +76,18 @@ class TaskView:
                 except SpecError:
                     bad = set()  # labels only known from the data: invalid outputs not shown
                 self.invalid[name] = bad
+        higher = next((c.higher_is_better for c in task.comparisons if c.metric == primary), True)
         for b in task.baselines:
             flips: list[Flip | None] = []
             differ: list[bool] = []
             for ex in task.examples:
-                c = _score(ex.scores.get(cand, {}).get(primary))
-                s = _score(ex.scores.get(b, {}).get(primary))
-                flips.append("broken" if c < s else "fixed" if c > s else None)
+                flips.append(
+                    flip_kind(
+                        ex.scores.get(cand, {}).get(primary),
+                        ex.scores.get(b, {}).get(primary),
+                        higher,
+                    )
+                )
                 differ.append(ex.outputs.get(cand) != ex.outputs.get(b))
             self.flips[b], self.differ[b] = flips, differ
         self.has_error = [

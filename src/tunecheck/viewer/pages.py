@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from markupsafe import Markup
 
 from tunecheck.errors import TunecheckError
@@ -275,41 +274,20 @@ def run_page(
 def compare_page(store: Store, cache: RunCache, a: str, b: str, task: str | None = None,
                  alpha: float = 0.05) -> dict[str, Any]:  # fmt: skip
     """Two runs on the same locked test set: the candidate's flips between them, paired test."""
-    from tunecheck.metrics import MetricScores
-    from tunecheck.stats import compare
+    from tunecheck.history import compare_results
 
     ra, rb = cache.get(a), cache.get(b)
-    la, lb = ra.run.get("lock_hash"), rb.run.get("lock_hash")
-    if la != lb:
-        raise TunecheckError(
-            f"runs {ra.id} and {rb.id} were not evaluated on the same locked test set "
-            f"(lock {str(la)[:12]} vs {str(lb)[:12]})",
-            hint="compare runs of the same spec's lock (two checkpoints, two fine-tunes)",
-        )
-    note = "" if la else "neither run recorded a lock: paired on the example ids both share"
-    ta, tb = ra.task(task), rb.task(task if task else None)
-    if tb.task.name != ta.task.name:
-        tb = rb.task(ta.task.name)
-    metric = ta.task.primary_metric
+    # the pairing, the test and the flips are tunecheck.history's, as in `tunecheck compare`
+    rc = compare_results(ra.result, rb.result, task=task, alpha=alpha)
+    ta, tb = ra.task(rc.task), rb.task(rc.task)
+    metric, note, comp = rc.metric, rc.note, rc.comparison
     sa = {e.id: e.scores.get(ta.task.candidate, {}).get(metric) for e in ta.examples}
     sb = {e.id: e.scores.get(tb.task.candidate, {}).get(metric) for e in tb.examples}
     ids = [i for i in sa if i in sb and sa[i] is not None and sb[i] is not None]
-    if not ids:
-        raise TunecheckError(
-            f"runs {ra.id} and {rb.id} share no scored example of task {ta.task.name!r}"
-        )
-    va = np.array([sa[i] for i in ids], dtype=float)
-    vb = np.array([sb[i] for i in ids], dtype=float)
-    kind = "binary" if np.isin(np.concatenate([va, vb]), (0.0, 1.0)).all() else "continuous"
-    comp = compare(
-        MetricScores(metric, float(vb.mean()) if len(vb) else math.nan, vb, ids, kind),
-        MetricScores(metric, float(va.mean()) if len(va) else math.nan, va, ids, kind),
-        alpha=alpha, candidate_name=f"{rb.id}", baseline_name=f"{ra.id}",
-    )  # fmt: skip
     by_a = {e.id: e for e in ta.examples}
     by_b = {e.id: e for e in tb.examples}
-    worse = [i for i in ids if sb[i] < sa[i]]
-    better = [i for i in ids if sb[i] > sa[i]]
+    worse = [f.id for f in rc.flips.broken]
+    better = [f.id for f in rc.flips.fixed]
 
     def rows(which: list[str]) -> list[dict[str, Any]]:
         out = []
