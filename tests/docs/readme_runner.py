@@ -18,16 +18,22 @@ import sys
 import traceback
 
 
-def _latest_run_id() -> str:
-    out = subprocess.run(
-        ["tunecheck", "runs", "--json", "--limit", "1"], capture_output=True, text=True
-    )
-    return json.loads(out.stdout)[0]["id"]
+def _run_ids() -> list[str]:
+    """Stored run ids, newest first (one per run, whatever the rows per task)."""
+    out = subprocess.run(["tunecheck", "runs", "--json"], capture_output=True, text=True)
+    ids: list[str] = []
+    for row in json.loads(out.stdout):
+        if row["id"] not in ids:
+            ids.append(row["id"])
+    return ids
 
 
 def _shell(command: str) -> dict[str, object]:
-    if "RUN_ID" in command:
-        command = command.replace("RUN_ID", shlex.quote(_latest_run_id()))
+    # RUN_ID: the newest stored run; RUN_PREV: the one before it
+    if "RUN_ID" in command or "RUN_PREV" in command:
+        ids = _run_ids()
+        command = command.replace("RUN_PREV", shlex.quote(ids[1]))
+        command = command.replace("RUN_ID", shlex.quote(ids[0]))
     proc = subprocess.run(
         command, shell=True, capture_output=True, text=True, timeout=900, env=os.environ
     )
