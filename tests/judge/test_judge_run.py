@@ -232,7 +232,9 @@ def test_killed_run_resumes_the_missing_judgements_only(project: Path) -> None:
         out = _run(project, _spec(server, "judge-hang", modes="pairwise"))
         j = out.result.tasks[0].judge
         assert j.cost.cached == stored and j.cost.calls == 2 * N - stored
-        assert server.judge_calls() - before == 2 * N - stored
+        # the server also sees requests the killed client had already written to its socket
+        # (read after the kill), at most one batch of them
+        assert 2 * N - stored <= server.judge_calls() - before <= 2 * N - stored + 8
         assert j.pairwise_vs("base").wins == N
 
 
