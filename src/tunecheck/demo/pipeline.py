@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.rule import Rule
 
@@ -54,6 +55,33 @@ class DemoResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
+class _ReadableDumper(yaml.SafeDumper):
+    """Writes multi-line strings as ``|`` block literals, so a prompt reads as it is."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML falls back to a quoted scalar by itself when a block cannot hold the
+    # text exactly (trailing spaces, control characters), so the round trip stays exact
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _str_representer)
+
+
+def prompt_yaml(prompt: dict[str, Any], indent: int) -> str:
+    """``prompt`` (``system``, ``few_shot``...) as YAML lines indented by ``indent`` spaces.
+
+    The text loads back character for character: the spec is dumped, not templated.
+    """
+    text = yaml.dump(
+        prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100
+    )
+    if yaml.safe_load(text) != prompt:  # pragma: no cover - a PyYAML bug, not user input
+        raise AssertionError("prompt YAML does not round-trip")
+    return "\n".join(" " * indent + line if line else line for line in text.rstrip().splitlines())
+
+
 def _spec_yaml(
     *,
     model_dir: Path,
@@ -63,12 +91,6 @@ def _spec_yaml(
     size: DemoSize,
 ) -> str:
     """A commented, ready-to-edit spec: point the models and data at your own."""
-    import yaml
-
-    def block(value: Any, indent: int) -> str:
-        text = yaml.safe_dump(value, allow_unicode=True, sort_keys=False, width=100)
-        return "\n".join(" " * indent + line for line in text.rstrip().splitlines())
-
     shots = [{"input": s.input, "output": s.output} for s in few_shot]
     gen = {"max_new_tokens": size.max_new_tokens}
     return f"""\
@@ -82,22 +104,19 @@ contenders:
   - name: base
     model: hf:{model_dir}
     prompt:
-      system: {json.dumps(FINETUNE_SYSTEM_PROMPT)}
+{prompt_yaml({"system": FINETUNE_SYSTEM_PROMPT}, 6)}
     generation: {json.dumps(gen)}
   # 2. the strongest thing you could ship without fine-tuning: production prompt + few-shot
   - name: base+prompt
     model: hf:{model_dir}
     prompt:
-      system: |
-{block(system_prompt, 8)}
-      few_shot:
-{block(shots, 8)}
+{prompt_yaml({"system": system_prompt, "few_shot": shots}, 6)}
     generation: {json.dumps(gen)}
   # 3. the fine-tuned model: the LoRA adapter over the same base
   - name: finetuned
     model: hf:{model_dir}+adapter={adapter_dir}
     prompt:
-      system: {json.dumps(FINETUNE_SYSTEM_PROMPT)}
+{prompt_yaml({"system": FINETUNE_SYSTEM_PROMPT}, 6)}
     generation: {json.dumps(gen)}
 task:
   name: support-tickets
