@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -330,16 +331,40 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
     for contender in spec.contenders:
         backend, sep, target = contender.model.partition(":")
         if sep and backend in {"hf", "hf-classifier"}:
-            parts = target.split("+")
-            fixed = [fix(parts[0]) or parts[0]]
-            for extra in parts[1:]:
-                key, eq, val = extra.partition("=")
-                fixed.append(f"{key}={fix(val)}" if eq and key == "adapter" else extra)
-            # only rewrite paths that exist relative to the spec; hub ids stay as written
-            if Path(fixed[0]).exists() or any(
-                Path(f.split("=", 1)[-1]).exists() for f in fixed[1:]
-            ):
-                contender.model = f"{backend}:" + "+".join(fixed)
+            contender.model = f"{backend}:" + _resolve_model_target(target, base_dir)
+
+
+# `base+adapter=path`: split only before `+key=`, so a `+` inside a path survives
+_MODEL_PARTS = re.compile(r"\+(?=[A-Za-z_]+=)")
+
+
+def _local_model_path(value: str, base_dir: Path) -> str:
+    """A model or adapter path resolved like a data path, or ``value`` unchanged.
+
+    ``~`` and absolute paths are local by construction; ``./``/``../`` say "relative to
+    the spec". Any other relative name is local only if it exists next to the spec:
+    otherwise it is a hub id (``org/name``) or a path relative to the working folder,
+    and is kept exactly as written.
+    """
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = base_dir / path
+    if value.startswith(("./", "../")) or beside.exists():
+        return str(beside)
+    return value
+
+
+def _resolve_model_target(target: str, base_dir: Path) -> str:
+    """Resolve the base and every ``adapter=`` of an ``hf:`` target independently."""
+    base, *extras = _MODEL_PARTS.split(target)
+    fixed = [_local_model_path(base, base_dir)]
+    for extra in extras:
+        key, _, value = extra.partition("=")
+        fixed.append(f"adapter={_local_model_path(value, base_dir)}" if key == "adapter" else extra)
+    return "+".join(fixed)
 
 
 def load_spec(path: str | Path) -> Spec:

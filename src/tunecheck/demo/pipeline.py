@@ -74,9 +74,7 @@ def prompt_yaml(prompt: dict[str, Any], indent: int) -> str:
 
     The text loads back character for character: the spec is dumped, not templated.
     """
-    text = yaml.dump(
-        prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100
-    )
+    text = yaml.dump(prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100)
     if yaml.safe_load(text) != prompt:  # pragma: no cover - a PyYAML bug, not user input
         raise AssertionError("prompt YAML does not round-trip")
     return "\n".join(" " * indent + line if line else line for line in text.rstrip().splitlines())
