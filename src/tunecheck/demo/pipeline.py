@@ -59,10 +59,17 @@ class _ReadableDumper(yaml.SafeDumper):
     """Writes multi-line strings as ``|`` block literals, so a prompt reads as it is."""
 
 
+# characters a YAML loader reads as line breaks: a block literal cannot carry them as text
+_ODD_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # PyYAML falls back to a quoted scalar by itself when a block cannot hold the
-    # text exactly (trailing spaces, control characters), so the round trip stays exact
-    style = "|" if "\n" in value else None
+    # text exactly (trailing spaces, control characters); odd line breaks are escaped
+    if any(c in value for c in _ODD_BREAKS):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -72,11 +79,13 @@ _ReadableDumper.add_representer(str, _str_representer)
 def prompt_yaml(prompt: dict[str, Any], indent: int) -> str:
     """``prompt`` (``system``, ``few_shot``...) as YAML lines indented by ``indent`` spaces.
 
-    The text loads back character for character: the spec is dumped, not templated.
+    Multi-line text is a ``|`` block literal, so it reads as it is and loads back
+    character for character: the spec is dumped, not templated.
     """
     text = yaml.dump(prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100)
-    if yaml.safe_load(text) != prompt:  # pragma: no cover - a PyYAML bug, not user input
-        raise AssertionError("prompt YAML does not round-trip")
+    if yaml.safe_load(text) != prompt:
+        # text a readable form cannot hold exactly: every string double-quoted and escaped
+        text = yaml.safe_dump(prompt, default_style='"', sort_keys=False, width=100)
     return "\n".join(" " * indent + line if line else line for line in text.rstrip().splitlines())
 
 
@@ -130,6 +139,31 @@ probes:
   - {{name: instructions, builtin: instructions, n: {size.probe_n}}}
 thresholds: {{warn: 0.05, fail: 0.15, alpha: 0.05}}
 """
+
+
+def write_spec(
+    out: Path,
+    *,
+    model_dir: Path,
+    adapter_dir: Path,
+    train_rows: list[dict[str, Any]],
+    size: DemoSize,
+) -> Path:
+    """Write the demo's ``tunecheck.yaml`` into ``out``; few-shot turns come from ``train_rows``."""
+    from tunecheck.demo.task import SYSTEM_PROMPT, few_shot_examples
+
+    spec_path = out / "tunecheck.yaml"
+    spec_path.write_text(
+        _spec_yaml(
+            model_dir=model_dir,
+            adapter_dir=adapter_dir,
+            few_shot=few_shot_examples(train_rows, size.finetune.few_shot_k, seed=TASK_SEED),
+            system_prompt=SYSTEM_PROMPT,
+            size=size,
+        ),
+        encoding="utf-8",
+    )
+    return spec_path
 
 
 def _schema() -> dict[str, Any]:
@@ -231,12 +265,7 @@ def run_demo(
     """Run the demo end to end into ``out_dir`` and return where its outputs are."""
     from tunecheck.data import read_rows, split_dataset
     from tunecheck.demo.finetune import finetune_lora
-    from tunecheck.demo.task import (
-        SYSTEM_PROMPT,
-        few_shot_examples,
-        generate_support_tickets,
-        write_jsonl,
-    )
+    from tunecheck.demo.task import generate_support_tickets, write_jsonl
     from tunecheck.models.gguf import embedded_gguf_path, embedded_model_dir
     from tunecheck.report import render_json, render_markdown, render_terminal
     from tunecheck.runner import RunOptions, make_progress, run
@@ -277,16 +306,8 @@ def run_demo(
     timings["split"] = time.perf_counter() - t
 
     adapter_dir = out / "finetune" / "adapter"
-    spec_path = out / "tunecheck.yaml"
-    spec_path.write_text(
-        _spec_yaml(
-            model_dir=model_dir,
-            adapter_dir=adapter_dir,
-            few_shot=few_shot_examples(train_rows, size.finetune.few_shot_k, seed=TASK_SEED),
-            system_prompt=SYSTEM_PROMPT,
-            size=size,
-        ),
-        encoding="utf-8",
+    spec_path = write_spec(
+        out, model_dir=model_dir, adapter_dir=adapter_dir, train_rows=train_rows, size=size
     )
     store_url = f"sqlite:///{out / '.tunecheck' / 'tunecheck.db'}"
 
