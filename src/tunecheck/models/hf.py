@@ -54,10 +54,29 @@ from tunecheck.models.hf_loading import (  # noqa: F401
     resolve_device,
     resolve_dtype,
 )
+from tunecheck.models.identity import identity_settings
 
 log = logging.getLogger(__name__)
 
 _KNOWN_OPTIONS = {"device", "dtype", "batch_size", "max_length", "prefix_cache"}
+_DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "dtype": "auto",
+    "batch_size": "auto",
+    "max_length": None,
+    "prefix_cache": True,
+}
+
+
+def _identity(options: dict[str, Any], device: str, dtype: Any) -> dict[str, Any]:
+    """The options in the fingerprint: all but the safe ones, device and dtype as resolved.
+
+    The device is in the key: the same weights can give another greedy answer on
+    another kind of device (different kernels, different rounding).
+    """
+    return identity_settings("hf", {**options, "device": device, "dtype": str(dtype)}, _DEFAULTS)
+
+
 # first batch size tried by ``batch_size: auto``; halved on out-of-memory. On a CPU, decoding
 # is bound by reading the weights once per step, so wide batches are nearly free (SmolLM2-135M:
 # 67 ms/step at 1 row, 181 ms at 32); memory is kept in check by _CPU_KV_BUDGET instead.
@@ -160,7 +179,9 @@ class HFModel(TransformersModel):
         check_options(options, where, _KNOWN_OPTIONS)
         ref = parse_ref(target, where=where)
         device = resolve_device(options.get("device"))
-        return ref_fingerprint("hf", ref, resolve_dtype(options.get("dtype"), device))
+        return ref_fingerprint(
+            "hf", ref, _identity(options, device, resolve_dtype(options.get("dtype"), device))
+        )
 
     @classmethod
     def from_ref(cls, target: str, **options: Any) -> HFModel:
@@ -201,7 +222,7 @@ class HFModel(TransformersModel):
             model,
             tokenizer,
             name=target,
-            fingerprint=ref_fingerprint("hf", ref, dtype),
+            fingerprint=ref_fingerprint("hf", ref, _identity(options, device, dtype)),
             device=device,
             batch_size=batch_size,
             max_length=max_length,
@@ -227,7 +248,7 @@ class HFModel(TransformersModel):
         The model's train/eval mode is left as it was after every call.
         """
         device = str(next(model.parameters()).device)
-        return cls(
+        wrapped = cls(
             model,
             tokenizer,
             name=name,
@@ -237,6 +258,10 @@ class HFModel(TransformersModel):
             max_length=max_length,
             prefix_cache=prefix_cache,
         )
+        # a shorter context truncates prompts: another answer, so another identity
+        if max_length is not None:
+            wrapped._loaded_settings = {"max_length": max_length}
+        return wrapped
 
     def close(self) -> None:
         self.model = None
