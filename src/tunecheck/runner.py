@@ -274,10 +274,16 @@ def run(
     options = options or RunOptions()
     console = console or Console(stderr=True)
     start = time.perf_counter()
+    from tunecheck.preflight import preflight
+
+    # every problem findable without a model, reported at once, before a model or a
+    # store is touched; the tasks come back loaded with their locks verified
+    checked = preflight(
+        spec, allow_overlap=options.allow_overlap, limit=options.limit, probes=options.probes
+    )
+    checked.raise_for_problems()
+    tasks: list[LoadedTask] = checked.tasks
     store = open_store(options.store_url or spec.store)
-    tasks = [
-        load_task(t, allow_overlap=options.allow_overlap, limit=options.limit) for t in spec.tasks
-    ]
     overrides = (
         {"allow_overlap": True}
         if options.allow_overlap or any(t.spec.allow_overlap for t in tasks)

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunecheck.errors import SpecError
 from tunecheck.prompts import FewShot, Prompt
@@ -172,6 +180,17 @@ class Spec(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     bootstrap: int = Field(10_000, ge=100)
     guard_examples: int = Field(4, ge=0)
+    # where the spec came from and the line of each field: pre-flight problems name them
+    _source: str = PrivateAttr(default="<spec>")
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+
+    def locate(self, *path: Any) -> str:
+        """``file:line`` of the field at ``path`` (its nearest written parent), for messages."""
+        for i in range(len(path), -1, -1):
+            line = self._lines.get(tuple(path[:i]))
+            if line is not None:
+                return f"{self._source}:{line}"
+        return self._source
 
     @model_validator(mode="before")
     @classmethod
@@ -306,6 +325,8 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
                     msg += f"; allowed here: {', '.join(known)}"
             messages.append(f"{where}: field `{field}`: {msg}")
         raise SpecError("invalid spec\n  " + "\n  ".join(messages), where=None) from None
+    spec._source = source
+    spec._lines = lines
     if base_dir is not None:
         _resolve_paths(spec, base_dir)
     return spec

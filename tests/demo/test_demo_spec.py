@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tunecheck.data import read_rows, split_dataset
 from tunecheck.demo.finetune import FINETUNE_SYSTEM_PROMPT
-from tunecheck.demo.pipeline import SIZES, SPLIT_SEED, TASK_SEED, prompt_yaml, write_spec
+from tunecheck.demo.pipeline import SIZES, SPLIT_SEED, TASK_SEED, write_spec
 from tunecheck.demo.task import (
     SYSTEM_PROMPT,
     few_shot_examples,
@@ -20,6 +20,7 @@ from tunecheck.demo.task import (
 )
 from tunecheck.prompts import FewShot, Prompt
 from tunecheck.spec import load_spec
+from tunecheck.spec_yaml import prompt_yaml
 
 
 def _written_spec(tmp_path: Path, size: str) -> tuple[Path, list[dict]]:

@@ -100,9 +100,9 @@ def runs_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List stored runs, newest first."""
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
 
-    rows = open_store(store).list_runs(limit)
+    rows = open_existing_store(store).list_runs(limit)
     if as_json:
         print_json(rows)
         return
@@ -130,9 +130,9 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one stored run: its contenders, status and results."""
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
 
-    run = open_store(store).get_run(run_id)
+    run = open_existing_store(store).get_run(run_id)
     if as_json:
         print_json(run)
         return
@@ -175,7 +175,7 @@ def report_cmd(
     """Rebuild a run's report from the store, without running any model."""
     from tunecheck.report import render_json, render_markdown, render_terminal
     from tunecheck.results import RunResult
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
 
     fmts: dict[str, Literal["md", "json", "terminal"]] = {
         "md": "md",
@@ -187,7 +187,7 @@ def report_cmd(
         raise TunecheckError(
             f"unknown report format {fmt!r}", hint="use --format md, json or terminal"
         )
-    run = open_store(store).get_run(run_id)
+    run = open_existing_store(store).get_run(run_id)
     if not run.get("result"):
         raise TunecheckError(
             f"run {run['id']} has no stored result (status: {run['status']})",

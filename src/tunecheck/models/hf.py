@@ -68,6 +68,28 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def _option_values(options: dict[str, Any]) -> tuple[int | None, int | None, bool]:
+    """``batch_size``, ``max_length`` and ``prefix_cache``, checked."""
+    batch_size = parse_batch_size(options.get("batch_size", "auto"))
+    max_length = options.get("max_length")
+    prefix_cache = options.get("prefix_cache", True)
+    if not isinstance(prefix_cache, bool):
+        raise BackendError(
+            f"invalid prefix_cache {prefix_cache!r}",
+            where="option prefix_cache",
+            hint="true or false",
+        )
+    if max_length is not None and (
+        not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2
+    ):
+        raise BackendError(
+            f"invalid max_length {max_length!r}",
+            where="option max_length",
+            hint="a positive integer",
+        )
+    return batch_size, max_length, prefix_cache
+
+
 def _identity(options: dict[str, Any], device: str, dtype: Any) -> dict[str, Any]:
     """The options in the fingerprint: all but the safe ones, device and dtype as resolved.
 
@@ -184,6 +206,15 @@ class HFModel(TransformersModel):
         )
 
     @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options without loading weights (pre-flight)."""
+        where = f"model hf:{target}"
+        check_options(options, where, _KNOWN_OPTIONS)
+        parse_ref(target, where=where)
+        resolve_dtype(options.get("dtype"), resolve_device(options.get("device")))
+        _option_values(options)
+
+    @classmethod
     def from_ref(cls, target: str, **options: Any) -> HFModel:
         """Load ``target`` (folder, ``.gguf`` file, or ``base+adapter=path``) with backend options."""
         where = f"model hf:{target}"
@@ -191,21 +222,7 @@ class HFModel(TransformersModel):
         ref = parse_ref(target, where=where)
         device = resolve_device(options.get("device"))
         dtype = resolve_dtype(options.get("dtype"), device)
-        batch_size = parse_batch_size(options.get("batch_size", "auto"))
-        max_length = options.get("max_length")
-        prefix_cache = options.get("prefix_cache", True)
-        if not isinstance(prefix_cache, bool):
-            raise BackendError(
-                f"invalid prefix_cache {prefix_cache!r}",
-                where="option prefix_cache",
-                hint="true or false",
-            )
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
-            raise BackendError(
-                f"invalid max_length {max_length!r}",
-                where="option max_length",
-                hint="a positive integer",
-            )
+        batch_size, max_length, prefix_cache = _option_values(options)
 
         from transformers import AutoModelForCausalLM
 

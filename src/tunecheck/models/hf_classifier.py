@@ -153,6 +153,16 @@ class HFClassifier(TransformersModel):
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options without loading weights (pre-flight)."""
+        where = f"model hf-classifier:{target}"
+        check_options(options, where, _OPTIONS)
+        ref = parse_ref(target, where=where)
+        resolve_dtype(options.get("dtype"), resolve_device(options.get("device")))
+        parse_batch_size(options.get("batch_size", "auto"))
+        _label_config(ref, options.get("labels"), where)
+
+    @classmethod
     def fingerprint_for(cls, target: str, **options: Any) -> str:
         """The fingerprint :meth:`from_ref` would give, computed without loading the weights."""
         where = f"model hf-classifier:{target}"

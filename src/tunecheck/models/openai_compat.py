@@ -449,6 +449,11 @@ class OpenAIModel(Model):
             )
         return cls(model, base_url, **options)
 
+    @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options (pre-flight). Builds no client, sends nothing."""
+        cls.from_ref(target, **dict(options))
+
     def __repr__(self) -> str:
         return (
             f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r}, "
