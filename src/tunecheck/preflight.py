@@ -306,13 +306,13 @@ def _row_fields(spec: Spec, t: int, task: TaskSpec, table: Any) -> list[Problem]
                     f"give every row a {role!r} value, or drop those rows",
                 )
             )
-    if problems:
-        return problems
     if fields.reference is not None and metrics & _JSON_REFERENCE:
         bad: list[int] = []
         not_object: list[int] = []
         for i, row in enumerate(table.rows):
             ref = row.get(fields.reference)
+            if ref is None or ref == "":
+                continue  # reported above
             try:
                 value = json.loads(ref) if isinstance(ref, str) else ref
             except json.JSONDecodeError:
@@ -347,7 +347,12 @@ def _dry_run(spec: Spec, t: int, task: TaskSpec, examples: list[Any]) -> list[Pr
     from tunecheck.metrics import score_outputs
 
     problems = []
-    for name in [m for m in task.metrics if m in _DRY_RUN]:
+    runnable = [
+        m
+        for m in task.metrics
+        if m in _DRY_RUN and (m != "json_schema_valid" or task.json_schema is not None)
+    ]
+    for name in runnable:
         outputs = [(e.reference if e.reference is not None else e.label) for e in examples]
         texts = [
             o if isinstance(o, str) or o is None else json.dumps(o, ensure_ascii=False)
@@ -364,6 +369,30 @@ def _dry_run(spec: Spec, t: int, task: TaskSpec, examples: list[Any]) -> list[Pr
         except TunecheckError as err:
             problems.append(_from_error(spec, ("tasks", t, "metrics"), err, f"metric {name!r}: "))
     return problems
+
+
+class _Skip(Exception):
+    """The task's rows have problems: do not load it, but keep checking what can be."""
+
+
+def _complete_examples(task: TaskSpec, table: Any) -> list[Any]:
+    """Examples from the rows that have every mapped field (ids by position)."""
+    from dataclasses import replace
+
+    from tunecheck.data.load import examples_from_table
+
+    f = task.fields
+    needed = [c for c in (f.input, f.label, f.reference) if c is not None and c in table.columns]
+    keep = [i for i, r in enumerate(table.rows) if all(r.get(c) is not None for c in needed)]
+    subset = replace(
+        table, rows=[table.rows[i] for i in keep], lines=[table.lines[i] for i in keep]
+    )
+    try:
+        return examples_from_table(
+            subset, f.model_copy(update={"id": None}), ids=[str(i) for i in keep]
+        )
+    except TunecheckError:
+        return []
 
 
 def _prompts(spec: Spec, t: int, examples: list[Any]) -> list[Problem]:
@@ -396,17 +425,19 @@ def _tasks(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
             continue
         rows = _row_fields(spec, t, task, table)
         yield from rows
-        if rows:
-            continue
         try:
+            if rows:
+                raise _Skip
             loaded = load_task(task, allow_overlap=ctx.allow_overlap, limit=ctx.limit)
-        except TunecheckError as err:
-            yield _from_error(spec, ("tasks", t, "lock" if task.lock else "data"), err)
+        except (TunecheckError, _Skip) as err:
+            if isinstance(err, TunecheckError):
+                yield _from_error(spec, ("tasks", t, "lock" if task.lock else "data"), err)
+            # the prompts can still be tried on the rows that are complete
+            yield from _prompts(spec, t, _complete_examples(task, table))
             continue
         ctx.tasks[t] = loaded
         yield from _prompts(spec, t, loaded.examples)
-        if not names:
-            yield from _dry_run(spec, t, task, loaded.examples)
+        yield from _dry_run(spec, t, task, loaded.examples)
 
 
 # --------------------------------------------------------------------------- probes

@@ -57,7 +57,7 @@ def print_json(data: Any) -> None:
 
 def _register() -> None:
     # imported for their side effect: each module adds its verbs to `app`
-    from tunecheck.cli import data_cmds, run_cmds, training_cmds  # noqa: F401
+    from tunecheck.cli import data_cmds, init_cmds, run_cmds, training_cmds  # noqa: F401
 
     with contextlib.suppress(ImportError):  # the demo verb is optional while being built
         from tunecheck.cli import demo_cmd  # noqa: F401
