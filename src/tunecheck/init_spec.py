@@ -245,6 +245,8 @@ def plan_spec(
     kind = task_type or _infer_type(test.rows, label, reference)
     if kind == "classification" and label is None:
         label = _pick(columns, _LABEL_NAMES, exclude | {input_field}) if reference is None else None
+    if kind != "classification" and reference is None and label is not None:
+        reference, label = label, None  # the answer column, scored as text
     if kind != "classification" and reference is None:
         raise SpecError(
             f"a {kind} task needs a reference column (one of {', '.join(_REFERENCE_NAMES)})",
