@@ -460,3 +460,16 @@ def _probes(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
 
 
 _ORDER = ["contenders", "tasks", "probes"]
+
+
+def check_task_settings(spec: Spec, task: TaskSpec) -> None:
+    """Metric and parser names, their fit and the JSON schema of one task; raises all problems.
+
+    For callers that score a task without :func:`preflight` (the training callback,
+    checkpoint ranking): a misspelt metric fails when they are built, not at the first
+    evaluation hours into training.
+    """
+    index = next(i for i, t in enumerate(spec.tasks) if t is task)
+    problems = _task_names(spec, index, task)
+    if problems:
+        raise PreflightError(problems)

@@ -226,3 +226,16 @@ def test_read_only_verbs_never_create_a_store(tmp_path: Path) -> None:
     (tmp_path / "other.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
     done = _cli("runs", "--store", f"sqlite:///{tmp_path / 'other.db'}", cwd=tmp_path)
     assert done.returncode == 2
+
+
+def test_training_helpers_refuse_a_misspelt_metric_before_training(project: Path) -> None:
+    from tunecheck.training import TunecheckCallback
+    from tunecheck.training.checkpoints import rank_checkpoints
+
+    spec_file = project / "tunecheck.yaml"
+    spec_file.write_text(SPEC.replace("json_exact_match]", "macro_f2]"))
+    with pytest.raises(PreflightError, match="unknown metric 'macro_f2'"):
+        TunecheckCallback(spec_file, every_n_steps=10)
+    # the output folder does not even exist: the spec is refused before it is looked at
+    with pytest.raises(PreflightError, match="unknown metric 'macro_f2'"):
+        rank_checkpoints(project / "no-such-run", spec_file)
