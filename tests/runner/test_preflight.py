@@ -4,8 +4,6 @@ read-only verbs never create a store."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -177,18 +175,23 @@ def test_classification_metrics_with_a_json_parser_are_refused(project: Path) ->
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TUNECHECK_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "tunecheck", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-    )
+def _cli(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
+    """``tunecheck ARGS`` in this process (the console entry point: errors exit 2)."""
+    from tunecheck.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("TUNECHECK_STORE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["tunecheck", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_check_verb_lists_problems_and_exits_2(project: Path) -> None:
+def test_check_verb_lists_problems_and_exits_2(project: Path, monkeypatch, capsys) -> None:
     (project / "base").mkdir()
     (project / "base" / "config.json").write_text("{}")
     (project / "lora").mkdir()
@@ -196,36 +199,50 @@ def test_check_verb_lists_problems_and_exits_2(project: Path) -> None:
     spec = SPEC.replace("scripted:zero", "hf:base").replace("scripted:prompted", "hf:base")
     spec = spec.replace("scripted:tuned", "hf:base+adapter=lora")
     (project / "tunecheck.yaml").write_text(spec)
-    ok = _cli("check", "tunecheck.yaml", cwd=project)
-    assert ok.returncode == 0 and "ok" in ok.stdout, ok.stderr
+    code, out, err = _cli(
+        "check", "tunecheck.yaml", cwd=project, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0 and "ok" in out, err
     (project / "tunecheck.yaml").write_text(spec.replace("json_exact_match]", "macro_f2]"))
-    done = _cli("check", "tunecheck.yaml", "--json", cwd=project)
-    assert done.returncode == 2
-    report = json.loads(done.stdout)
+    code, out, _ = _cli(
+        "check", "tunecheck.yaml", "--json", cwd=project, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2
+    report = json.loads(out)
     assert report["ok"] is False
     assert [p["field"] for p in report["problems"]] == ["tasks.0.metrics.1"]
 
 
-def test_read_only_verbs_never_create_a_store(tmp_path: Path) -> None:
+def test_read_only_verbs_never_create_a_store(tmp_path: Path, monkeypatch, capsys) -> None:
+    def cli(*args: str) -> tuple[int, str, str]:
+        return _cli(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+
     db = tmp_path / "nowhere" / "tunecheck.db"
     for args in (("runs",), ("show", "abc"), ("report", "abc")):
-        done = _cli(*args, "--store", f"sqlite:///{db}", cwd=tmp_path)
-        assert done.returncode == 2, done.stderr
-        assert "no run store here" in done.stderr
+        code, _, err = cli(*args, "--store", f"sqlite:///{db}")
+        assert code == 2, err
+        assert "no run store here" in err
     # the default store (.tunecheck/ of the current folder) is not created either
-    done = _cli("runs", cwd=tmp_path)
-    assert done.returncode == 2 and "no run store here" in done.stderr
+    code, _, err = cli("runs")
+    assert code == 2 and "no run store here" in err
     assert not db.parent.exists() and not (tmp_path / ".tunecheck").exists()
     # an existing store is read as before
     from tunecheck.store import open_store
 
     open_store(f"sqlite:///{tmp_path / 'real.db'}")
-    done = _cli("runs", "--store", f"sqlite:///{tmp_path / 'real.db'}", "--json", cwd=tmp_path)
-    assert done.returncode == 0 and json.loads(done.stdout) == []
-    # a file that is not a store is named, not migrated
-    (tmp_path / "other.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
-    done = _cli("runs", "--store", f"sqlite:///{tmp_path / 'other.db'}", cwd=tmp_path)
-    assert done.returncode == 2
+    code, out, err = cli("runs", "--store", f"sqlite:///{tmp_path / 'real.db'}", "--json")
+    assert code == 0 and json.loads(out) == [], err
+    # a database without tunecheck's tables is named, not migrated into a store
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    code, _, err = cli("runs", "--store", f"sqlite:///{other}")
+    assert code == 2 and "no tunecheck run store in this database" in err
+    with sqlite3.connect(other) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["notes"]
 
 
 def test_training_helpers_refuse_a_misspelt_metric_before_training(project: Path) -> None:

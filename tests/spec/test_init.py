@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -164,35 +162,40 @@ def test_a_data_file_without_a_lock_is_refused(tmp_path: Path, models) -> None:
         )
 
 
-def test_init_cli_writes_a_spec_that_run_accepts(tmp_path: Path) -> None:
+def test_init_cli_writes_a_spec_that_run_accepts(tmp_path: Path, monkeypatch, capsys) -> None:
     """The CLI end to end on the scripted backend: `init` then `run` exactly as written."""
-    here = Path(__file__).resolve().parents[1] / "runner"
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "runner"))
+    import scripted_backend  # noqa: F401 - registers the `scripted` backend
+
+    from tunecheck.cli import main
+
     splits = _splits(tmp_path, "extraction")
     answers = {r["input"]: r["reference"] for r in _rows("extraction")}
     (tmp_path / "answers.json").write_text(json.dumps(answers))
-    env = {
-        **os.environ,
-        "TUNECHECK_SCRIPT": str(tmp_path / "answers.json"),
-        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
-    }
-    env.pop("TUNECHECK_STORE", None)
-    # the scripted backend registers itself when imported: a tiny launcher does that first
-    launcher = "import scripted_backend, sys; from tunecheck.cli import main; sys.argv[0] = 'tunecheck'; main()"
+    monkeypatch.setenv("TUNECHECK_SCRIPT", str(tmp_path / "answers.json"))
+    monkeypatch.delenv("TUNECHECK_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", launcher, *args], capture_output=True, text=True, cwd=tmp_path, env=env
-        )  # fmt: skip
+    def cli(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["tunecheck", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
 
-    made = cli("init", "--data", str(splits), "--base", "scripted:zero", "--finetuned", "scripted:tuned", "--json")  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    decided = json.loads(made.stdout)
+    models = ("--base", "scripted:zero", "--finetuned", "scripted:tuned")
+    code, out, err = cli("init", "--data", str(splits), *models, "--json")
+    assert code == 0, err
+    decided = json.loads(out)
     assert decided["task_type"] == "extraction" and decided["problems"] == []
-    again = cli("init", "--data", str(splits), "--base", "scripted:zero", "--finetuned", "scripted:tuned")  # fmt: skip
-    assert again.returncode == 2 and "--force" in again.stderr
-    ran = cli("run", "tunecheck.yaml", "--no-probes", "--json", "--quiet")
-    assert ran.returncode == 0, ran.stderr
-    result = json.loads(ran.stdout)
+    code, _, err = cli("init", "--data", str(splits), *models)
+    assert code == 2 and "--force" in err
+    code, out, err = cli("run", "tunecheck.yaml", "--no-probes", "--json", "--quiet")
+    assert code == 0, err
+    result = json.loads(out)
     task = result["tasks"][0]
     scores = {c["name"]: c["metrics"]["field_accuracy"] for c in task["contenders"]}
     assert sorted(scores) == ["base", "base+prompt", "finetuned"]
