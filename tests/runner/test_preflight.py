@@ -256,3 +256,23 @@ def test_training_helpers_refuse_a_misspelt_metric_before_training(project: Path
     # the output folder does not even exist: the spec is refused before it is looked at
     with pytest.raises(PreflightError, match="unknown metric 'macro_f2'"):
         rank_checkpoints(project / "no-such-run", spec_file)
+
+
+def test_backend_options_are_checked_without_contacting_anything(project: Path) -> None:
+    spec = SPEC.replace(
+        "    model: scripted:prompted\n",
+        "    model: openai:m@http://127.0.0.1:9/v1\n    options: {extra_bdy: {top_k: 1}}\n",
+    ).replace(
+        "    model: scripted:tuned\n",
+        "    model: hf:base\n    options: {dtype: float8, batch_size: 0}\n",
+    )
+    (project / "base").mkdir()
+    (project / "base" / "config.json").write_text("{}")
+    (project / "tunecheck.yaml").write_text(spec)
+    got = [str(p) for p in preflight(load_spec(project / "tunecheck.yaml")).problems]
+    assert len(got) == 2, got
+    assert (
+        "contenders.1.model" in got[0]
+        and "unknown option(s) for the openai backend: extra_bdy" in got[0]
+    )
+    assert "contenders.2.model" in got[1] and "unknown dtype 'float8'" in got[1]
