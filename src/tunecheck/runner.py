@@ -322,15 +322,21 @@ def run(
     if locks is not None:  # a k-fold index lock: every fold, one pooled verdict
         return run_kfold(spec, locks, options=options, spec_path=spec_path, console=console)
     start = time.perf_counter()
-    store = open_store(options.store_url or spec.store)
-    tasks = [
-        load_task(t, allow_overlap=options.allow_overlap, limit=options.limit) for t in spec.tasks
-    ]
+    from tunecheck.preflight import preflight
+
+    # every problem findable without a model, reported at once, before a model or a
+    # store is touched; the tasks come back loaded with their locks verified
+    checked = preflight(
+        spec, allow_overlap=options.allow_overlap, limit=options.limit, probes=options.probes
+    )
+    checked.raise_for_problems()
+    tasks: list[LoadedTask] = checked.tasks
     if options.probes and spec.probes:
         from tunecheck.probes.lm_eval_spec import check_lm_eval_probes
 
         # an unknown lm-eval task must fail now, not after hours of generation
         check_lm_eval_probes(spec.probes)
+    store = open_store(options.store_url or spec.store)
     overrides = (
         {"allow_overlap": True}
         if options.allow_overlap or any(t.spec.allow_overlap for t in tasks)

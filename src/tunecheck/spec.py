@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunecheck.errors import SpecError
 from tunecheck.judge.config import JudgeSpec, check_task_metrics
@@ -325,6 +333,18 @@ class Spec(_Strict):
         None, description="also log the run to MLflow and/or Weights & Biases"
     )
 
+    # where the spec came from and the line of each field: pre-flight problems name them
+    _source: str = PrivateAttr(default="<spec>")
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+
+    def locate(self, *path: Any) -> str:
+        """``file:line`` of the field at ``path`` (its nearest written parent), for messages."""
+        for i in range(len(path), -1, -1):
+            line = self._lines.get(tuple(path[:i]))
+            if line is not None:
+                return f"{self._source}:{line}"
+        return self._source
+
     @model_validator(mode="before")
     @classmethod
     def _task_shorthand(cls, data: Any) -> Any:
@@ -492,6 +512,8 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
                     msg += f"; allowed here: {', '.join(known)}"
             messages.append(f"{where}: field `{field}`: {msg}")
         raise SpecError("invalid spec\n  " + "\n  ".join(messages), where=None) from None
+    spec._source = source
+    spec._lines = lines
     if base_dir is not None:
         _resolve_paths(spec, base_dir)
     if spec.plugins:
@@ -534,16 +556,40 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
     for contender in spec.contenders:
         backend, sep, target = contender.model.partition(":")
         if sep and backend in {"hf", "hf-classifier"}:
-            parts = target.split("+")
-            fixed = [fix(parts[0]) or parts[0]]
-            for extra in parts[1:]:
-                key, eq, val = extra.partition("=")
-                fixed.append(f"{key}={fix(val)}" if eq and key == "adapter" else extra)
-            # only rewrite paths that exist relative to the spec; hub ids stay as written
-            if Path(fixed[0]).exists() or any(
-                Path(f.split("=", 1)[-1]).exists() for f in fixed[1:]
-            ):
-                contender.model = f"{backend}:" + "+".join(fixed)
+            contender.model = f"{backend}:" + _resolve_model_target(target, base_dir)
+
+
+# `base+adapter=path`: split only before `+key=`, so a `+` inside a path survives
+_MODEL_PARTS = re.compile(r"\+(?=[A-Za-z_]+=)")
+
+
+def _local_model_path(value: str, base_dir: Path) -> str:
+    """A model or adapter path resolved like a data path, or ``value`` unchanged.
+
+    ``~`` and absolute paths are local by construction; ``./``/``../`` say "relative to
+    the spec". Any other relative name is local only if it exists next to the spec:
+    otherwise it is a hub id (``org/name``) or a path relative to the working folder,
+    and is kept exactly as written.
+    """
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = base_dir / path
+    if value.startswith(("./", "../")) or beside.exists():
+        return str(beside)
+    return value
+
+
+def _resolve_model_target(target: str, base_dir: Path) -> str:
+    """Resolve the base and every ``adapter=`` of an ``hf:`` target independently."""
+    base, *extras = _MODEL_PARTS.split(target)
+    fixed = [_local_model_path(base, base_dir)]
+    for extra in extras:
+        key, _, value = extra.partition("=")
+        fixed.append(f"adapter={_local_model_path(value, base_dir)}" if key == "adapter" else extra)
+    return "+".join(fixed)
 
 
 def _resolve_metric_paths(task: TaskSpec, fix: Any) -> None:

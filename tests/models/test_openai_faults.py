@@ -384,19 +384,36 @@ def test_generate_from_a_thread_and_inside_a_running_loop() -> None:
     assert blocking[0].text == canned_answer("3") and awaited[0].text == canned_answer("4")
 
 
+def _identity(url: str, served: str) -> str:
+    """The fingerprinted text: sorted-key JSON of URL, model, served id and default options."""
+    options = {"extra_body": {}, "headers": {}}  # endpoint at its default (None) is left out
+    return json.dumps(
+        {
+            "backend": "openai",
+            "base_url": url,
+            "model": "fault-model",
+            "served": served,
+            "options": options,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
 def test_fingerprint_is_url_model_and_served_id_never_the_key(api_key: str) -> None:
     with FaultServer(api_key=api_key, root="/weights/a") as a:
         fp = OpenAIModel("fault-model", a.url, api_key_env=KEY_ENV).fingerprint
-        expected = json.dumps([a.url, "fault-model", json.dumps(["fault-model", "/weights/a"])])
+        expected = _identity(a.url, json.dumps(["fault-model", "/weights/a"]))
         assert fp == hashlib.sha256(expected.encode()).hexdigest()
         assert OpenAIModel("fault-model", a.url + "/", api_key_env=KEY_ENV).fingerprint == fp
     with FaultServer(api_key=api_key, root="/weights/b") as b:
         fp_b = OpenAIModel("fault-model", b.url, api_key_env=KEY_ENV).fingerprint
-        b_again = json.dumps([b.url, "fault-model", json.dumps(["fault-model", "/weights/a"])])
+        b_again = _identity(b.url, json.dumps(["fault-model", "/weights/a"]))
         assert fp_b != hashlib.sha256(b_again.encode()).hexdigest()  # other weights, other print
     with FaultServer(models_route=False) as c:
         fp_c = OpenAIModel("fault-model", c.url).fingerprint
-        plain = json.dumps([c.url, "fault-model", "fault-model"])
+        plain = _identity(c.url, "fault-model")
         assert fp_c == hashlib.sha256(plain.encode()).hexdigest()
     assert KEY not in fp + fp_b
 
@@ -406,7 +423,7 @@ def test_fingerprint_survives_a_passing_models_error_and_refuses_to_guess() -> N
         recovered = OpenAIModel("fault-model", flaky.url, backoff_base=0.01).fingerprint
         assert flaky.models_calls == 2
         # the served identity, as if the 503 had never happened
-        expected = json.dumps([flaky.url, "fault-model", json.dumps(["fault-model", flaky.root])])
+        expected = _identity(flaky.url, json.dumps(["fault-model", flaky.root]))
         assert recovered == hashlib.sha256(expected.encode()).hexdigest()
     with FaultServer(models_errors=99) as down:
         with pytest.raises(BackendError, match="could not read the served model"):

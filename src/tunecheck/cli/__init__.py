@@ -60,6 +60,7 @@ def _register() -> None:
     from tunecheck.cli import (  # noqa: F401
         data_cmds,
         history_cmds,
+        init_cmds,
         judge_cmds,
         run_cmds,
         shadow_cmds,

@@ -137,9 +137,11 @@ def runs_cmd(
     """List stored runs, newest first: task, candidate, primary metric, delta and verdict."""
     from tunecheck.history import run_summaries
     from tunecheck.report import _fmt
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
 
-    rows = run_summaries(open_store(store), spec=spec, task=task, candidate=candidate, limit=limit)
+    rows = run_summaries(
+        open_existing_store(store), spec=spec, task=task, candidate=candidate, limit=limit
+    )
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
@@ -180,12 +182,13 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one stored run: its contenders, status and results."""
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
     from tunecheck.tracking import stored_outcomes
 
-    run = open_store(store).get_run(run_id)
+    st = open_existing_store(store)
+    run = st.get_run(run_id)
     if as_json:
-        print_json({**run, "tracking": stored_outcomes(open_store(store), run["id"])})
+        print_json({**run, "tracking": stored_outcomes(st, run["id"])})
         return
     console.print(
         f"[bold]run {run['id']}[/] · {run['name']} · {run['status']} · created {run['created_at']}"
@@ -205,7 +208,7 @@ def show_cmd(
             c["prompt_fingerprint"][:12],
         )
     console.print(table)
-    for t in stored_outcomes(open_store(store), run["id"]):
+    for t in stored_outcomes(st, run["id"]):
         console.print(
             f"tracking {t['tracker']}: "
             + (f"run {t['run_id']} at {t['location']}" if t["ok"] else f"failed: {t['error']}"),
@@ -234,7 +237,7 @@ def report_cmd(
     """Rebuild a run's report from the store, without running any model."""
     from tunecheck.report import render_json, render_markdown, render_terminal
     from tunecheck.results import RunResult
-    from tunecheck.store import open_store
+    from tunecheck.store.existing import open_existing_store
 
     fmts: dict[str, Literal["md", "json", "html", "terminal"]] = {
         "html": "html",
@@ -249,7 +252,8 @@ def report_cmd(
         raise TunecheckError(
             f"unknown report format {fmt!r}", hint="use --format md, json, html or terminal"
         )
-    run = open_store(store).get_run(run_id)
+    st = open_existing_store(store)
+    run = st.get_run(run_id)
     if not run.get("result"):
         raise TunecheckError(
             f"run {run['id']} has no stored result (status: {run['status']})",
@@ -262,7 +266,7 @@ def report_cmd(
     if fmts[fmt] == "html":
         from tunecheck.report.html import render_html
 
-        text = render_html(open_store(store), run["id"])
+        text = render_html(st, run["id"])
     else:
         text = render_json(result) if fmts[fmt] == "json" else render_markdown(result)
     if output:

@@ -54,7 +54,7 @@ class FinetuneConfig:
 
 
 # Measured in `tunecheck demo` (100 test rows, 2 idle cores): the prompted 4-shot base scores
-# field accuracy 30.3 / exact match 3.0; FULL (48 steps, 283 s at 5.9 s/step) reaches
+# field accuracy 31.7 / exact match 5.0; FULL (48 steps, 283 s at 5.9 s/step) reaches
 # 72.3 / 40.0. LONG (120 steps, ~11 min) reached 97.0 / 91.0 on another split (docs/demo-notes.md).
 FULL = FinetuneConfig()
 LONG = FinetuneConfig(max_steps=120, eval_steps=40)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from tunecheck.demo.finetune import FINETUNE_SYSTEM_PROMPT, FULL, QUICK, FinetuneConfig
+from tunecheck.spec_yaml import prompt_yaml
 
 SPLIT_SEED = 13
 TASK_SEED = 7
@@ -63,12 +64,6 @@ def _spec_yaml(
     size: DemoSize,
 ) -> str:
     """A commented, ready-to-edit spec: point the models and data at your own."""
-    import yaml
-
-    def block(value: Any, indent: int) -> str:
-        text = yaml.safe_dump(value, allow_unicode=True, sort_keys=False, width=100)
-        return "\n".join(" " * indent + line for line in text.rstrip().splitlines())
-
     shots = [{"input": s.input, "output": s.output} for s in few_shot]
     gen = {"max_new_tokens": size.max_new_tokens}
     return f"""\
@@ -82,22 +77,19 @@ contenders:
   - name: base
     model: hf:{model_dir}
     prompt:
-      system: {json.dumps(FINETUNE_SYSTEM_PROMPT)}
+{prompt_yaml({"system": FINETUNE_SYSTEM_PROMPT}, 6)}
     generation: {json.dumps(gen)}
   # 2. the strongest thing you could ship without fine-tuning: production prompt + few-shot
   - name: base+prompt
     model: hf:{model_dir}
     prompt:
-      system: |
-{block(system_prompt, 8)}
-      few_shot:
-{block(shots, 8)}
+{prompt_yaml({"system": system_prompt, "few_shot": shots}, 6)}
     generation: {json.dumps(gen)}
   # 3. the fine-tuned model: the LoRA adapter over the same base
   - name: finetuned
     model: hf:{model_dir}+adapter={adapter_dir}
     prompt:
-      system: {json.dumps(FINETUNE_SYSTEM_PROMPT)}
+{prompt_yaml({"system": FINETUNE_SYSTEM_PROMPT}, 6)}
     generation: {json.dumps(gen)}
 task:
   name: support-tickets
@@ -113,6 +105,31 @@ probes:
   - {{name: instructions, builtin: instructions, n: {size.probe_n}}}
 thresholds: {{warn: 0.05, fail: 0.15, alpha: 0.05}}
 """
+
+
+def write_spec(
+    out: Path,
+    *,
+    model_dir: Path,
+    adapter_dir: Path,
+    train_rows: list[dict[str, Any]],
+    size: DemoSize,
+) -> Path:
+    """Write the demo's ``tunecheck.yaml`` into ``out``; few-shot turns come from ``train_rows``."""
+    from tunecheck.demo.task import SYSTEM_PROMPT, few_shot_examples
+
+    spec_path = out / "tunecheck.yaml"
+    spec_path.write_text(
+        _spec_yaml(
+            model_dir=model_dir,
+            adapter_dir=adapter_dir,
+            few_shot=few_shot_examples(train_rows, size.finetune.few_shot_k, seed=TASK_SEED),
+            system_prompt=SYSTEM_PROMPT,
+            size=size,
+        ),
+        encoding="utf-8",
+    )
+    return spec_path
 
 
 def _schema() -> dict[str, Any]:
@@ -223,12 +240,7 @@ def run_demo(
     """Run the demo end to end into ``out_dir`` and return where its outputs are."""
     from tunecheck.data import read_rows, split_dataset
     from tunecheck.demo.finetune import finetune_lora
-    from tunecheck.demo.task import (
-        SYSTEM_PROMPT,
-        few_shot_examples,
-        generate_support_tickets,
-        write_jsonl,
-    )
+    from tunecheck.demo.task import generate_support_tickets, write_jsonl
     from tunecheck.models.gguf import embedded_gguf_path, embedded_model_dir
     from tunecheck.report import render_json, render_markdown, render_terminal
     from tunecheck.runner import RunOptions, make_progress, run
@@ -269,16 +281,8 @@ def run_demo(
     timings["split"] = time.perf_counter() - t
 
     adapter_dir = out / "finetune" / "adapter"
-    spec_path = out / "tunecheck.yaml"
-    spec_path.write_text(
-        _spec_yaml(
-            model_dir=model_dir,
-            adapter_dir=adapter_dir,
-            few_shot=few_shot_examples(train_rows, size.finetune.few_shot_k, seed=TASK_SEED),
-            system_prompt=SYSTEM_PROMPT,
-            size=size,
-        ),
-        encoding="utf-8",
+    spec_path = write_spec(
+        out, model_dir=model_dir, adapter_dir=adapter_dir, train_rows=train_rows, size=size
     )
     store_url = f"sqlite:///{out / '.tunecheck' / 'tunecheck.db'}"
 

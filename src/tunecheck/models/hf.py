@@ -54,10 +54,51 @@ from tunecheck.models.hf_loading import (  # noqa: F401
     resolve_device,
     resolve_dtype,
 )
+from tunecheck.models.identity import identity_settings
 
 log = logging.getLogger(__name__)
 
 _KNOWN_OPTIONS = {"device", "dtype", "batch_size", "max_length", "prefix_cache"}
+_DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "dtype": "auto",
+    "batch_size": "auto",
+    "max_length": None,
+    "prefix_cache": True,
+}
+
+
+def _option_values(options: dict[str, Any]) -> tuple[int | None, int | None, bool]:
+    """``batch_size``, ``max_length`` and ``prefix_cache``, checked."""
+    batch_size = parse_batch_size(options.get("batch_size", "auto"))
+    max_length = options.get("max_length")
+    prefix_cache = options.get("prefix_cache", True)
+    if not isinstance(prefix_cache, bool):
+        raise BackendError(
+            f"invalid prefix_cache {prefix_cache!r}",
+            where="option prefix_cache",
+            hint="true or false",
+        )
+    if max_length is not None and (
+        not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2
+    ):
+        raise BackendError(
+            f"invalid max_length {max_length!r}",
+            where="option max_length",
+            hint="a positive integer",
+        )
+    return batch_size, max_length, prefix_cache
+
+
+def _identity(options: dict[str, Any], device: str, dtype: Any) -> dict[str, Any]:
+    """The options in the fingerprint: all but the safe ones, device and dtype as resolved.
+
+    The device is in the key: the same weights can give another greedy answer on
+    another kind of device (different kernels, different rounding).
+    """
+    return identity_settings("hf", {**options, "device": device, "dtype": str(dtype)}, _DEFAULTS)
+
+
 # first batch size tried by ``batch_size: auto``; halved on out-of-memory. On a CPU, decoding
 # is bound by reading the weights once per step, so wide batches are nearly free (SmolLM2-135M:
 # 67 ms/step at 1 row, 181 ms at 32); memory is kept in check by _CPU_KV_BUDGET instead.
@@ -160,7 +201,18 @@ class HFModel(TransformersModel):
         check_options(options, where, _KNOWN_OPTIONS)
         ref = parse_ref(target, where=where)
         device = resolve_device(options.get("device"))
-        return ref_fingerprint("hf", ref, resolve_dtype(options.get("dtype"), device))
+        return ref_fingerprint(
+            "hf", ref, _identity(options, device, resolve_dtype(options.get("dtype"), device))
+        )
+
+    @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options without loading weights (pre-flight)."""
+        where = f"model hf:{target}"
+        check_options(options, where, _KNOWN_OPTIONS)
+        parse_ref(target, where=where)
+        resolve_dtype(options.get("dtype"), resolve_device(options.get("device")))
+        _option_values(options)
 
     @classmethod
     def from_ref(cls, target: str, **options: Any) -> HFModel:
@@ -170,21 +222,7 @@ class HFModel(TransformersModel):
         ref = parse_ref(target, where=where)
         device = resolve_device(options.get("device"))
         dtype = resolve_dtype(options.get("dtype"), device)
-        batch_size = parse_batch_size(options.get("batch_size", "auto"))
-        max_length = options.get("max_length")
-        prefix_cache = options.get("prefix_cache", True)
-        if not isinstance(prefix_cache, bool):
-            raise BackendError(
-                f"invalid prefix_cache {prefix_cache!r}",
-                where="option prefix_cache",
-                hint="true or false",
-            )
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
-            raise BackendError(
-                f"invalid max_length {max_length!r}",
-                where="option max_length",
-                hint="a positive integer",
-            )
+        batch_size, max_length, prefix_cache = _option_values(options)
 
         from transformers import AutoModelForCausalLM
 
@@ -201,7 +239,7 @@ class HFModel(TransformersModel):
             model,
             tokenizer,
             name=target,
-            fingerprint=ref_fingerprint("hf", ref, dtype),
+            fingerprint=ref_fingerprint("hf", ref, _identity(options, device, dtype)),
             device=device,
             batch_size=batch_size,
             max_length=max_length,
@@ -227,7 +265,7 @@ class HFModel(TransformersModel):
         The model's train/eval mode is left as it was after every call.
         """
         device = str(next(model.parameters()).device)
-        return cls(
+        wrapped = cls(
             model,
             tokenizer,
             name=name,
@@ -237,6 +275,10 @@ class HFModel(TransformersModel):
             max_length=max_length,
             prefix_cache=prefix_cache,
         )
+        # a shorter context truncates prompts: another answer, so another identity
+        if max_length is not None:
+            wrapped._loaded_settings = {"max_length": max_length}
+        return wrapped
 
     def close(self) -> None:
         self.model = None

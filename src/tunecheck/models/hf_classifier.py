@@ -48,11 +48,27 @@ from tunecheck.models.hf_loading import (
     resolve_device,
     resolve_dtype,
 )
+from tunecheck.models.identity import identity_settings
 
 log = logging.getLogger(__name__)
 
 _OPTIONS = {"device", "dtype", "batch_size", "max_length", "labels"}
+# the label map comes from `labels`, or from files already hashed into the fingerprint
+_DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "dtype": "auto",
+    "batch_size": "auto",
+    "max_length": None,
+    "labels": None,
+}
 _HEAD_NAMES = ("classifier", "score", "classification_head", "out_proj")
+
+
+def _identity(options: dict[str, Any], device: str, dtype: Any) -> dict[str, Any]:
+    """The options in the fingerprint (``labels`` and ``max_length`` included)."""
+    return identity_settings(
+        "hf-classifier", {**options, "device": device, "dtype": str(dtype)}, _DEFAULTS
+    )
 
 
 def _head_size(adapter: Path) -> int | None:
@@ -137,6 +153,26 @@ class HFClassifier(TransformersModel):
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options without loading weights (pre-flight)."""
+        where = f"model hf-classifier:{target}"
+        check_options(options, where, _OPTIONS)
+        ref = parse_ref(target, where=where)
+        resolve_dtype(options.get("dtype"), resolve_device(options.get("device")))
+        parse_batch_size(options.get("batch_size", "auto"))
+        _label_config(ref, options.get("labels"), where)
+
+    @classmethod
+    def fingerprint_for(cls, target: str, **options: Any) -> str:
+        """The fingerprint :meth:`from_ref` would give, computed without loading the weights."""
+        where = f"model hf-classifier:{target}"
+        check_options(options, where, _OPTIONS)
+        ref = parse_ref(target, where=where)
+        device = resolve_device(options.get("device"))
+        dtype = resolve_dtype(options.get("dtype"), device)
+        return ref_fingerprint("hf-classifier", ref, _identity(options, device, dtype))
+
+    @classmethod
     def from_ref(cls, target: str, **options: Any) -> HFClassifier:
         """Load a classifier folder or ``base+adapter=path`` (options: device, dtype, batch_size,
         max_length, labels)."""
@@ -166,9 +202,7 @@ class HFClassifier(TransformersModel):
             model,
             tokenizer,
             name=target,
-            fingerprint=ref_fingerprint(
-                "hf-classifier", ref, f"{dtype}|{sorted(overrides.get('id2label', {}).items())}"
-            ),
+            fingerprint=ref_fingerprint("hf-classifier", ref, _identity(options, device, dtype)),
             device=device,
             batch_size=parse_batch_size(options.get("batch_size", "auto")),
             max_length=options.get("max_length"),

@@ -15,13 +15,14 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunecheck.errors import BackendError
 from tunecheck.models.base import Model
+from tunecheck.models.identity import stable_digest
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +246,20 @@ def folder_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def ref_fingerprint(kind: str, ref: ModelRef, dtype: Any) -> str:
-    """Fingerprint of a loaded reference: backend kind, weights, adapter and dtype."""
-    h = hashlib.sha256(f"{kind}\0{folder_digest(ref.base)}\0{dtype}".encode())
-    if ref.adapter is not None:
-        h.update(f"\0adapter\0{folder_digest(ref.adapter)}".encode())
-    return h.hexdigest()[:32]
+def ref_fingerprint(kind: str, ref: ModelRef, settings: Mapping[str, Any]) -> str:
+    """Fingerprint of a loaded reference: backend kind, weights, adapter and ``settings``.
+
+    ``settings`` are the backend options that can change an answer
+    (:func:`tunecheck.models.identity.identity_settings`: dtype, device, max_length...).
+    """
+    return stable_digest(
+        {
+            "backend": kind,
+            "base": folder_digest(ref.base),
+            "adapter": folder_digest(ref.adapter) if ref.adapter is not None else None,
+            "settings": dict(settings),
+        }
+    )[:32]
 
 
 class TensorFingerprint:
@@ -408,12 +417,19 @@ class TransformersModel(Model):
     _fingerprint: str | None
     _tensor_fp: TensorFingerprint | None
 
+    #: options of an in-memory model (``from_loaded``) that can change an answer
+    _loaded_settings: dict[str, Any] | None = None
+
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is not None:
-            return self._fingerprint
-        assert self._tensor_fp is not None
-        return "tensors:" + self._tensor_fp()
+            fp = self._fingerprint
+        else:
+            assert self._tensor_fp is not None
+            fp = "tensors:" + self._tensor_fp()
+        if self._loaded_settings:
+            return f"{fp}|" + stable_digest(self._loaded_settings)[:16]
+        return fp
 
     @property
     def cache_chunk_size(self) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from tunecheck.models.base import (
     Progress,
     backend,
 )
+from tunecheck.models.identity import CREDENTIAL_HEADERS, identity_settings, stable_digest
 
 T = TypeVar("T")
 
@@ -467,6 +467,11 @@ class OpenAIModel(Model):
             )
         return cls(model, base_url, **options)
 
+    @classmethod
+    def validate_ref(cls, target: str, **options: Any) -> None:
+        """Check a reference and its options (pre-flight). Builds no client, sends nothing."""
+        cls.from_ref(target, **dict(options))
+
     def __repr__(self) -> str:
         return (
             f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r}, "
@@ -475,13 +480,34 @@ class OpenAIModel(Model):
 
     # -- identity -----------------------------------------------------------------------
 
+    def identity_options(self) -> dict[str, Any]:
+        """The options in the fingerprint: every option but the reviewed safe ones.
+
+        See :data:`tunecheck.models.identity.SAFE_OPTIONS`; credential headers are left
+        out so a rotated key keeps the cache.
+        """
+        headers = {
+            k.lower(): v for k, v in self.headers.items() if k.lower() not in CREDENTIAL_HEADERS
+        }
+        values = {name: getattr(self, name) for name in _OPTIONS if name != "base_url"}
+        values["headers"] = headers
+        return identity_settings("openai", values)
+
     @property
     def fingerprint(self) -> str:
-        """sha256 of base URL + model name + the served model id (asked once from ``/models``)."""
+        """sha256 of base URL, model name, the served model id (asked once from ``/models``)
+        and every option that can change an answer (``endpoint``, ``extra_body``, ``headers``)."""
         if self._fingerprint is None:
             served = self._served_identity()
-            payload = json.dumps([self.base_url, self.model, served], ensure_ascii=False)
-            self._fingerprint = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+            self._fingerprint = stable_digest(
+                {
+                    "backend": "openai",
+                    "base_url": self.base_url,
+                    "model": self.model,
+                    "served": served,
+                    "options": self.identity_options(),
+                }
+            )
         return self._fingerprint
 
     def _lookup_served(self) -> None:

@@ -113,6 +113,9 @@ class TunecheckCallback(TrainerCallback):
     ) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.task = pick_task(self.spec, task)
+        from tunecheck.preflight import check_task_settings
+
+        check_task_settings(self.spec, self.task)  # before training starts, not at step N
         if every_n_steps is not None and every_n_steps < 1:
             raise TunecheckError(
                 f"every_n_steps must be >= 1, got {every_n_steps}", where="TunecheckCallback"

@@ -137,6 +137,9 @@ def rank_checkpoints(
 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     task_spec = pick_task(spec, task)
+    from tunecheck.preflight import check_task_settings
+
+    check_task_settings(spec, task_spec)  # before the first checkpoint is loaded
     metric = metric or task_spec.primary_metric or task_spec.metrics[0]
     if metric not in task_spec.metrics:
         raise TunecheckError(
