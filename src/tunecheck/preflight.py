@@ -164,12 +164,14 @@ def _lines_text(lines: list[int], unit: str = "line") -> str:
 
 
 def _task_names(spec: Spec, t: int, task: TaskSpec) -> list[Problem]:
+    from tunecheck.judge.config import JUDGE_METRICS
     from tunecheck.metrics import CLASSIFICATION_METRICS, METRICS
     from tunecheck.metrics.parsers import _compile
 
     problems: list[Problem] = []
     for m, name in enumerate(task.metrics):
-        if name not in METRICS:
+        # the judge's metrics are produced by the `judge:` block (checked with the spec)
+        if name not in METRICS and not (task.judge is not None and name in JUDGE_METRICS):
             import difflib
 
             close = difflib.get_close_matches(name, METRICS.names(), n=1)

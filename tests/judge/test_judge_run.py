@@ -377,3 +377,32 @@ def test_task_scored_by_the_judge_alone(project: Path, server) -> None:
     pw = task.judge.pairwise_vs("base")
     assert pw.verbosity.metric is None and pw.verbosity.judge_prefers_longer == 1.0
     assert out.result.verdict.decision == "DEPLOY"
+
+
+def test_review_status_compares_the_runs_judge_with_the_reviewers(project: Path, server) -> None:
+    """A blind review of a judged run reports judge-human agreement without any file."""
+    from typer.testing import CliRunner
+
+    from tunecheck.cli import app
+    from tunecheck.review import authenticate, create_review, record_label, reviewer_items
+    from tunecheck.store import open_store
+
+    out = _run(project, _spec(server, "judge-fair", modes="pairwise"))
+    url = f"sqlite:///{project / 'store.db'}"
+    store = open_store(url)
+    created = create_review(store, out.run_id, n=10, reviewers=1, seed=2)
+    reviewer = authenticate(store, created.reviewers[0].token)
+    _, items = reviewer_items(store, reviewer)
+    task = out.result.tasks[0]
+    cand = {e.id: e.outputs[task.candidate] for e in task.examples}
+    # the person agrees with the judge (the candidate) on 7 items, prefers the baseline on 3
+    for k, it in enumerate(items):
+        cand_is_a = it.a in cand.values()
+        prefer_candidate = k < 7
+        record_label(store, reviewer, it.position, "A" if cand_is_a == prefer_candidate else "B")
+    res = CliRunner().invoke(app, ["review", "status", out.run_id, "--json", "--store", url])
+    assert res.exit_code == 0, res.output
+    [row] = json.loads(res.stdout)
+    agreement = row["judge_agreement"]
+    assert agreement["n_items"] == 10
+    assert agreement["percent_agreement"] == pytest.approx(0.7)

@@ -154,12 +154,27 @@ def review_cmd(
             return
         summaries = [summarize(st, r["id"]) for r in reviews_of(st, run_id)]
         agreements = []
-        if judge is not None:
-            from tunecheck.review import judge_human_agreement
-            from tunecheck.review.judge_link import load_judge_verdicts
+        from tunecheck.review import judge_human_agreement
+        from tunecheck.review.judge_link import judge_verdicts_from_run, load_judge_verdicts
 
+        if judge is not None:
             verdicts = load_judge_verdicts(judge)
             agreements = [judge_human_agreement(s.per_example, verdicts) for s in summaries]
+        else:  # the run's own pairwise judge, when it judged the same pair
+            result = st.get_run(run_id).get("result") or {}
+            from_run = [
+                judge_verdicts_from_run(
+                    result, task=s.task, candidate=s.candidate, baseline=s.baseline
+                )
+                if result
+                else {}
+                for s in summaries
+            ]
+            if any(from_run):
+                agreements = [
+                    judge_human_agreement(s.per_example, v)
+                    for s, v in zip(summaries, from_run, strict=True)
+                ]
         if as_json:
             rows = [s.model_dump(mode="json", exclude={"per_example"}) for s in summaries]
             for row, agree in zip(rows, agreements, strict=False):

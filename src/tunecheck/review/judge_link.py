@@ -1,17 +1,42 @@
-"""Judge verdicts from a file, to compare an LLM judge with the human reviewers.
+"""An LLM judge's verdicts per example, to compare the judge with the human reviewers.
 
-Until the pairwise judge writes its verdicts to the store, ``tunecheck review status RUN
---judge FILE`` reads them from JSON Lines: one object per example with ``example_id``
-(or ``id``) and ``winner`` — ``candidate``, ``baseline`` or ``tie``.
+A run with a pairwise ``judge:`` keeps its verdicts in the stored result:
+:func:`judge_verdicts_from_run` reads them (the verdict in both orders; one that flips with
+the order is a tie, as the judge counts it). ``tunecheck review status RUN`` uses them
+automatically. ``--judge FILE`` reads another judge's verdicts from JSON Lines: one object
+per example with ``example_id`` (or ``id``) and ``winner`` — ``candidate``, ``baseline``
+or ``tie``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tunecheck.errors import DataError
 from tunecheck.review.stats import WINNERS
+
+_OUTCOME = {"win": "candidate", "loss": "baseline", "tie": "tie"}
+
+
+def judge_verdicts_from_run(
+    result: dict[str, Any], *, task: str, candidate: str, baseline: str
+) -> dict[str, str]:
+    """``example id -> winner`` from a stored run's pairwise judge of ``candidate`` vs ``baseline``.
+
+    Empty when the run has no such judgement. Judge errors are left out (never a win).
+    """
+    from tunecheck.results import RunResult
+
+    run = RunResult.model_validate(result)
+    for t in run.tasks:
+        if t.name != task or t.judge is None:
+            continue
+        for pw in t.judge.pairwise:
+            if pw.candidate == candidate and pw.baseline == baseline:
+                return {v.id: _OUTCOME[v.outcome] for v in pw.verdicts if v.outcome in _OUTCOME}
+    return {}
 
 
 def load_judge_verdicts(path: str | Path) -> dict[str, str]:
