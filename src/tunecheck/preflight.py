@@ -425,7 +425,9 @@ def _tasks(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
         if table is None:
             yield from problems
             continue
-        rows = _row_fields(spec, t, task, table)
+        # code tasks come in HumanEval/MBPP/plain formats: their loader maps the fields and
+        # names the problem a row is missing (a missing test, entry point...)
+        rows = [] if task.code is not None else _row_fields(spec, t, task, table)
         yield from rows
         try:
             if rows:
