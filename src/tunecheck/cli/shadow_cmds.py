@@ -258,6 +258,12 @@ def shadow_report_cmd(
     all_sessions: bool = typer.Option(False, "--all", help="Every session together."),
     top: int = typer.Option(5, "--top", help="How many disagreeing pairs to show."),
     store: str | None = typer.Option(None, "--store", help="Run store URL."),
+    judge: str | None = typer.Option(
+        None,
+        "--judge",
+        help="Judge the pairs with this model (openai:NAME@URL or hf:PATH), both orders: "
+        "the candidate's win rate over production, cached in the store.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """What the logged pairs say: errors, latency, length, agreement, disagreements."""
@@ -265,7 +271,15 @@ def shadow_report_cmd(
     from tunecheck.shadow.report import build_report
 
     sessions, rows = load_requests(store, session, latest=not all_sessions)
-    rep = build_report(sessions, rows, top=top)
+    judge_fn = None
+    if judge is not None:
+        from tunecheck.shadow.judging import shadow_judge
+        from tunecheck.store import open_store
+
+        judge_fn = shadow_judge(rows, judge, open_store(store))
+    rep = build_report(sessions, rows, top=top, judge=judge_fn)
+    if judge_fn is not None and rep.judge is not None:
+        rep.judge["cost"] = judge_fn.cost.model_dump()  # type: ignore[attr-defined]
     if as_json:
         print_json(rep.to_dict())
         return
