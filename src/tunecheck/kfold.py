@@ -264,16 +264,10 @@ def run_kfold(
             )
             + " pts)",
         )
-    except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted", error="interrupted by the user")
-        raise TunecheckError(
-            "interrupted; every answer received so far is stored "
-            "(requests in flight and a local model's unfinished batch are not)",
-            hint="run the same command again to resume: only what is missing is generated",
-        ) from None
     except BaseException as err:
-        store.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {err}")
-        raise
+        from tunecheck.runner import run_failed
+
+        raise run_failed(store, run_id, err) from None
     finally:
         heartbeat.stop()
     store.finish_run(

@@ -306,6 +306,23 @@ class RunOutcome:
         return any(not t.ok for t in self.tracking)
 
 
+def run_failed(store: Store, run_id: str, err: BaseException) -> BaseException:
+    """Mark a run that stopped early and return what to raise: a clear error on Ctrl-C.
+
+    Every answer received so far is already stored (HTTP answers as they arrive, local
+    models per batch), so running the same command again resumes.
+    """
+    if isinstance(err, KeyboardInterrupt):
+        store.finish_run(run_id, status="interrupted", error="interrupted by the user")
+        return TunecheckError(
+            "interrupted; every answer received so far is stored "
+            "(requests in flight and a local model's unfinished batch are not)",
+            hint="run the same command again to resume: only what is missing is generated",
+        )
+    store.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {err}")
+    return err
+
+
 def run(
     spec: Spec,
     *,
@@ -398,16 +415,8 @@ def run(
             no_probes_reason=plan.skip_reason,
             probe_pairing=plan.pairing,
         )
-    except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted", error="interrupted by the user")
-        raise TunecheckError(
-            "interrupted; every answer received so far is stored "
-            "(requests in flight and a local model's unfinished batch are not)",
-            hint="run the same command again to resume: only what is missing is generated",
-        ) from None
     except BaseException as err:
-        store.finish_run(run_id, status="failed", error=f"{type(err).__name__}: {err}")
-        raise
+        raise run_failed(store, run_id, err) from None
     finally:
         heartbeat.stop()
     # DEPLOY-pending-review is stored as such: a DEPLOY that still needs its blind check
