@@ -153,7 +153,20 @@ def _token_budget(refs: list[str]) -> int:
     return int(min(1024, max(16, longest // 3 + 16)))
 
 
-def _metrics_for(task_type: str) -> tuple[list[str], dict[str, Any], list[str]]:
+def _code_format(columns: list[str]) -> str | None:
+    """The code format the runner would read these columns as, or ``None``."""
+    from tunecheck.code.problems import detect_format
+    from tunecheck.errors import DataError
+
+    try:
+        return detect_format(columns, "data")
+    except DataError:
+        return None
+
+
+def _metrics_for(
+    task_type: str, columns: list[str] | None = None
+) -> tuple[list[str], dict[str, Any], list[str]]:
     """Metrics (primary first), parser and notes for a task type, from registered metrics."""
     from tunecheck.metrics import METRICS
 
@@ -164,8 +177,15 @@ def _metrics_for(task_type: str) -> tuple[list[str], dict[str, Any], list[str]]:
         return ["field_accuracy", "json_exact_match"], {"type": "json"}, notes
     if task_type == "code":
         runnable = [m for m in ("pass_at_1", "pass@1", "pass_at_k", "execution") if m in METRICS]
-        if runnable:
+        if runnable and _code_format(columns or []) is not None:
             return [runnable[0]], {"type": "raw"}, notes
+        if runnable:
+            notes.append(
+                "the rows are not in a format the code runner reads (HumanEval: prompt, test, "
+                "entry_point; MBPP: text or prompt, test_list; plain: prompt, tests): the "
+                "code is scored as text (chrf, exact_match) until they are"
+            )
+            return ["chrf", "exact_match"], {"type": "raw"}, notes
         notes.append(
             "no code-execution metric is registered in this install: the code is scored "
             "as text (chrf, exact_match) until one is"
@@ -255,7 +275,7 @@ def plan_spec(
         )
     gold = label or reference
     assert gold is not None
-    metrics, parser, notes = _metrics_for(kind)
+    metrics, parser, notes = _metrics_for(kind, columns)
 
     train_rows: list[dict[str, Any]] = []
     if "train" in lock.splits:

@@ -457,7 +457,13 @@ def _probes(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
     declared = spec.probes is not None
     for p, probe in enumerate(spec.probe_specs()):
         try:
-            build_probe(probe, seed=spec.seed)
+            if probe.lm_eval is not None:
+                from tunecheck.probes.lm_eval_spec import check_lm_eval_probes
+
+                # an unknown lm-eval task fails now, not after hours of generation
+                check_lm_eval_probes([probe])
+            else:
+                build_probe(probe, seed=spec.seed)
         except TunecheckError as err:
             path = ("probes", p) if declared else ("probes",)
             yield _from_error(spec, path, err, f"probe {probe.name!r}: ")

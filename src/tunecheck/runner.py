@@ -348,11 +348,6 @@ def run(
     )
     checked.raise_for_problems()
     tasks: list[LoadedTask] = checked.tasks
-    if options.probes and spec.probes:
-        from tunecheck.probes.lm_eval_spec import check_lm_eval_probes
-
-        # an unknown lm-eval task must fail now, not after hours of generation
-        check_lm_eval_probes(spec.probes)
     store = open_store(options.store_url or spec.store)
     overrides = (
         {"allow_overlap": True}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tunecheck.errors import DataError, SpecError
+from tunecheck.errors import SpecError, TunecheckError
 from tunecheck.models.base import Generation, GenerationRequest, Model, Progress, backend
 from tunecheck.runner import RunOptions, run
 from tunecheck.spec import load_spec, parse_spec
@@ -189,7 +189,10 @@ def test_missing_reference_fails_before_any_model_call(tldr_project):
         _write(tldr_project, "[rouge_l]", base="lengthtest:lead", cand="lengthtest:lead")
     )
     before = LengthTestModel.generated
-    with pytest.raises(DataError, match=rf"example {rows[3]['id']!r} has no reference.*rouge_l"):
+    # pre-flight finds it (with every other problem) before any model or store is touched
+    with pytest.raises(
+        TunecheckError, match=rf"example {rows[3]['id']!r} has no reference.*rouge_l"
+    ):
         run(spec, options=RunOptions(show_progress=False, probes=False))
     assert LengthTestModel.generated == before  # not one generation was asked for
 

@@ -33,11 +33,11 @@ def _rows(kind: str, n: int = 90) -> list[dict]:
             row |= {"input": f"{ref['name']} is {ref['age']}", "reference": json.dumps(ref)}
         elif kind == "generation":
             row |= {"prompt": f"Summarise note {i}", "output": f"note {i} says thing {i * 7}"}
-        elif kind == "code":
+        elif kind == "code":  # the plain code format: prompt + tests
             row |= {
                 "prompt": f"Write f{i}(x) returning x + {i}",
                 "reference": f"def f{i}(x):\n    return x + {i}\n",
-                "test": f"assert f{i}(1) == {i + 1}",
+                "tests": f"assert f{i}(1) == {i + 1}",
             }
         rows.append(row)
     return rows

@@ -32,6 +32,8 @@ SAFE_OPTIONS: dict[str, dict[str, str]] = {
         "max_retries": "how often a failed request is retried; failures are never stored",
         "backoff_base": "the wait before a retry",
         "backoff_max": "the longest wait before a retry",
+        "hang_after": "how many timeouts in a row end a run against a silent server; "
+        "an answer is never changed by it",
     },
     "hf": {
         "batch_size": "rows per forward pass; rows are padded and masked independently",
