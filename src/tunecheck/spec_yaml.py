@@ -38,8 +38,28 @@ def prompt_yaml(prompt: dict[str, Any], indent: int) -> str:
     Multi-line text is a ``|`` block literal, so it reads as it is and loads back
     character for character: the spec is dumped, not templated.
     """
-    text = yaml.dump(prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100)
-    if yaml.safe_load(text) != prompt:
-        # text a readable form cannot hold exactly: every string double-quoted and escaped
-        text = yaml.safe_dump(prompt, default_style='"', sort_keys=False, width=100)
+    readable = yaml.dump(
+        prompt, Dumper=_ReadableDumper, allow_unicode=True, sort_keys=False, width=100
+    )
+    text = _indented(readable, indent)
+    if not _loads_back(text, indent, prompt):
+        # text a readable form cannot hold exactly (or not once indented inside the spec):
+        # every string double-quoted and escaped
+        text = _indented(
+            yaml.safe_dump(prompt, default_style='"', sort_keys=False, width=100), indent
+        )
+    return text
+
+
+def _indented(text: str, indent: int) -> str:
     return "\n".join(" " * indent + line if line else line for line in text.rstrip().splitlines())
+
+
+def _loads_back(text: str, indent: int, value: Any) -> bool:
+    """Does ``text``, placed under a key at ``indent`` as the spec places it, load as ``value``?"""
+    doc = f"prompt:\n{text}\n" if indent else f"{text}\n"
+    try:
+        loaded = yaml.safe_load(doc)
+    except yaml.YAMLError:
+        return False
+    return (loaded.get("prompt") if indent and isinstance(loaded, dict) else loaded) == value
