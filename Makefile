@@ -31,9 +31,9 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
-# every test that loads no real model (see the `model` marker in tests/conftest.py)
+# the fast loop: no real model and no multi-second end-to-end test (markers in pyproject.toml)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not model" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not model and not slow" tests
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

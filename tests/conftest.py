@@ -15,8 +15,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 FIXTURE_DATA = Path(__file__).resolve().parent / "data" / "fixtures"
 
 
-# Fixtures that load a real model (or train one). A test using any of them, directly or through
-# another fixture, is marked `model`, so `pytest -m "not model"` leaves out every real model load.
+# Fixtures that load a real model (or train one): SmolLM2, its adapters, MiniLM. A test using
+# any of them, directly or through another fixture, is marked `model`, so
+# `pytest -m "not model"` leaves out every real model load.
 MODEL_FIXTURES = frozenset(
     {
         "embedded_model_dir",
@@ -28,6 +29,7 @@ MODEL_FIXTURES = frozenset(
         "demo_dir",
         "trained",
         "lm_eval_runs",
+        "minilm_encoder",
     }
 )
 

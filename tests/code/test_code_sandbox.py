@@ -73,12 +73,14 @@ def test_sys_exit_before_the_asserts_is_not_a_pass(box: Sandbox) -> None:
     _then_ok(box)
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out(box: Sandbox) -> None:
     result = box.run("while True:\n    pass\n")
     assert result.status == "timeout" and not result.passed
     _then_ok(box)
 
 
+@pytest.mark.slow
 def test_fork_bomb_is_contained_and_killed(box: Sandbox) -> None:
     token = f"forkbomb-{uuid.uuid4().hex}"
     program = (

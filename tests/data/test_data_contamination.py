@@ -157,6 +157,7 @@ TOKENS = [
 TEXT = st.lists(st.sampled_from(TOKENS), min_size=0, max_size=12).map(" ".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     train=st.lists(TEXT, max_size=15),

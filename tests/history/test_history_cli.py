@@ -58,6 +58,7 @@ def _scores(store: str, run_id: str) -> dict[str, float]:
     return {e.id: e.scores[t.candidate][t.primary_metric] for e in t.examples}
 
 
+@pytest.mark.slow
 def test_runs_lists_metrics_and_filters(three_runs) -> None:
     store, ids = three_runs
     code, out = _cli("runs", "--store", store, "--json")
@@ -83,6 +84,7 @@ def test_runs_lists_metrics_and_filters(three_runs) -> None:
     assert code == 0 and "ft-v3" in out and "DEPLOY" in out and "json_exact_match" in out
 
 
+@pytest.mark.slow
 def test_compare_paired_test_and_flips(three_runs) -> None:
     store, ids = three_runs
     code, out = _cli("compare", ids[0], ids[2], "--store", store, "--json")
@@ -133,6 +135,7 @@ def test_history_flags_regression_and_plots(three_runs, project: Path) -> None:
     assert code == 0 and "WORSE than last DEPLOY" in out and "regression:" in out
 
 
+@pytest.mark.slow
 def test_different_locks_refused(project: Path, write_spec) -> None:
     from tunecheck.data import split_dataset
 

@@ -50,6 +50,7 @@ def _store_run(store, acc: float, seed: int, n: int = 300) -> str:
     return run_id
 
 
+@pytest.mark.slow
 def test_history_on_postgres_equals_sqlite(pg_url: str, tmp_path: Path) -> None:
     from tunecheck.history import compare_runs, history, run_summaries
     from tunecheck.store import open_store

@@ -99,6 +99,7 @@ def _probe_extra(body: str) -> str:
     return "probes:\n" + body
 
 
+@pytest.mark.slow
 def test_lm_eval_tasks_run_in_the_spec(project: Path, write_spec, lm_tasks: Path) -> None:
     spec = write_spec(extra=_probe_extra(
         f"  - {{name: mc, lm_eval: tc_mc, n: {N_MC}, lm_eval_include: {lm_tasks}}}\n"
@@ -130,6 +131,7 @@ def test_lm_eval_tasks_run_in_the_spec(project: Path, write_spec, lm_tasks: Path
     assert outcome.result.verdict.decision == "DEPLOY"
 
 
+@pytest.mark.slow
 def test_lm_eval_samples_import_end_to_end(project: Path, write_spec, lm_tasks: Path) -> None:
     from typer.testing import CliRunner
 
@@ -162,6 +164,7 @@ def test_lm_eval_samples_import_end_to_end(project: Path, write_spec, lm_tasks: 
     assert "mmlu-like" in (project / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_unknown_lm_eval_task_fails_before_any_model_call(
     project: Path, write_spec, lm_tasks: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,6 +138,7 @@ def test_newer_schema_refused() -> None:
         RunResult.model_validate(data)
 
 
+@pytest.mark.slow
 def test_adapter_training_files(tmp_path: Path) -> None:
     import torch
 

@@ -4,6 +4,7 @@ each library's own client or file format; tracker failures keep the evaluation."
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import socket
 import subprocess
@@ -17,8 +18,11 @@ from tunecheck.runner import RunOptions, run
 from tunecheck.spec import load_spec
 from tunecheck.tracking import flatten
 
-mlflow = pytest.importorskip("mlflow", reason="the `tracking` extra (mlflow-skinny) is needed")
-pytest.importorskip("wandb", reason="the `tracking` extra (wandb) is needed")
+# found, not imported: importing MLflow costs seconds at collection
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
+    reason="the `tracking` extra (mlflow-skinny, wandb) is needed",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +48,7 @@ def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_mlflow_run_holds_params_metrics_verdict_and_reports(project: Path, write_spec) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -89,6 +94,7 @@ def test_mlflow_run_holds_params_metrics_verdict_and_reports(project: Path, writ
     assert "sk-abcdefghijkl" not in Path(local).read_text()
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_files(project: Path, write_spec) -> None:
     spec = write_spec("prompted", extra=(
         f"tracking:\n  wandb: {{project: tickets, dir: '{project / 'wb'}', tags: [nightly]}}\n"
@@ -124,6 +130,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed when the block ends: nothing listens there
 
 
+@pytest.mark.slow
 def test_tracking_failures_exit_2_and_keep_the_run(project: Path, write_spec) -> None:
     spec = write_spec()
     store = f"sqlite:///{project / 'runs.db'}"
@@ -171,6 +178,7 @@ def test_wandb_online_without_key_and_disabled_mode(project: Path, write_spec, m
         _check(WandbSpec(project="tickets"))
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_in_one_mlflow_run(project: Path, write_spec, monkeypatch) -> None:
     """TunecheckCallback's numbers reach MLflow through transformers' own MLflowCallback
     (report_to="mlflow"), then `tunecheck run` logs the final evaluation into that run.

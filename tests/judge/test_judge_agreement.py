@@ -133,6 +133,7 @@ def test_bad_rows_name_the_line_and_field(tmp_path: Path) -> None:
         load_rows(f)
 
 
+@pytest.mark.slow
 def test_cli_converts_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "gpt.jsonl"
     cmd = [sys.executable, "-m", "tunecheck", "judge"]

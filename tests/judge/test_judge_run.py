@@ -79,6 +79,7 @@ def _run(project: Path, text: str, **kw):
     return run(spec, options=opts)
 
 
+@pytest.mark.slow
 def test_fair_judge_rubric_and_pairwise_then_zero_call_rerun(project: Path, server) -> None:
     out = _run(project, _spec(server, "judge-fair"))
     task = out.result.tasks[0]
@@ -169,6 +170,7 @@ def test_judge_win_rate_as_primary_metric(project: Path, server) -> None:
     assert "judge_win_rate" in out.result.verdict.reasons[0]
 
 
+@pytest.mark.slow
 def test_unparsable_judge_fails_the_run_with_exit_2_and_no_scores(project: Path, server) -> None:
     (project / "tunecheck.yaml").write_text(_spec(server, "judge-prose"))
     store = f"sqlite:///{project / 'store.db'}"
@@ -200,6 +202,7 @@ def test_unparsable_judge_fails_the_run_with_exit_2_and_no_scores(project: Path,
     assert statuses == ["failed"], statuses
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_the_missing_judgements_only(project: Path) -> None:
     with JudgeServer(hang_after=12) as server:
         (project / "tunecheck.yaml").write_text(_spec(server, "judge-hang", modes="pairwise"))
@@ -258,6 +261,7 @@ def test_judge_metric_without_judge_block_is_a_spec_error(server) -> None:
         parse_spec(text, source="t.yaml")
 
 
+@pytest.mark.slow
 def test_reports_show_the_judge_cost_win_rate_and_bias(project: Path, server) -> None:
     from rich.console import Console
 
@@ -278,6 +282,7 @@ def test_reports_show_the_judge_cost_win_rate_and_bias(project: Path, server) ->
     assert "warning: the judge picked response A in 100%" in text
 
 
+@pytest.mark.slow
 def test_blind_check_from_the_pairwise_judge(project: Path, server) -> None:
     from tunecheck.judge.blind import judge_blind_check
     from tunecheck.results import RunResult
@@ -310,6 +315,7 @@ def test_blind_check_from_the_pairwise_judge(project: Path, server) -> None:
     assert w.decision != "DEPLOY" and w.blind_check.done and w.blind_check.passed is False
 
 
+@pytest.mark.slow
 def test_export_a_runs_judgements_for_people_then_agreement(project: Path, server) -> None:
     out = _run(project, _spec(server, "judge-first", modes="pairwise"))
     store = f"sqlite:///{project / 'store.db'}"
@@ -365,6 +371,7 @@ def test_reference_for_the_judge_must_exist(project: Path, server) -> None:
     assert server.judge_calls() == 0
 
 
+@pytest.mark.slow
 def test_task_scored_by_the_judge_alone(project: Path, server) -> None:
     rows = [{"id": f"q{i:02d}", "input": f"question {i}"} for i in range(N)]
     (project / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bert_score import score as bert_score
 
 from tunecheck.errors import SpecError
 from tunecheck.examples import Example
@@ -36,11 +35,14 @@ def scitldr():
 
 
 @pytest.fixture(scope="module")
-def encoder() -> str:
+def minilm_encoder() -> str:
+    """The offline MiniLM folder (every test using it loads that real model)."""
     return default_encoder()
 
 
 def _reference(cands, refs, encoder, **kw):
+    from bert_score import score as bert_score
+
     p, r, f = bert_score(cands, refs, model_type=encoder, nthreads=0, batch_size=64, **kw)
     return np.stack([p.numpy(), r.numpy(), f.numpy()], axis=1)
 
@@ -55,7 +57,7 @@ def _reference(cands, refs, encoder, **kw):
     ],
     ids=["default", "idf", "layer3-recall", "rescaled"],
 )
-def test_bertscore_matches_bert_score_package(scitldr, encoder, options):
+def test_bertscore_matches_bert_score_package(scitldr, minilm_encoder, options):
     examples, cands = scitldr
     refs = [e.reference for e in examples]
     ours = score_outputs(
@@ -63,7 +65,7 @@ def test_bertscore_matches_bert_score_package(scitldr, encoder, options):
     )
     s = ours["bertscore"]
     want = _reference(
-        cands, refs, encoder, num_layers=options.get("layer", 6), idf=options.get("idf", False),
+        cands, refs, minilm_encoder, num_layers=options.get("layer", 6), idf=options.get("idf", False),
         rescale_with_baseline=options.get("rescale_with_baseline", False),
         baseline_path=options.get("baseline_path"), lang="en",
     )  # fmt: skip
@@ -75,7 +77,7 @@ def test_bertscore_matches_bert_score_package(scitldr, encoder, options):
         assert s.per_example.min() < 0.5  # rescaled scores spread out below the raw ~0.6-0.9
 
 
-def test_bertscore_multi_reference_is_max_over_references(scitldr, encoder):
+def test_bertscore_multi_reference_is_max_over_references(scitldr, minilm_encoder):
     examples, cands = scitldr
     one = [Example(id=e.id, input="x", reference=e.reference[0]) for e in examples]
     multi = score_outputs(["bertscore"], cands, examples, ParserSpec())["bertscore"].per_example
@@ -83,7 +85,7 @@ def test_bertscore_multi_reference_is_max_over_references(scitldr, encoder):
     assert np.all(multi >= single - 1e-5) and np.any(multi > single + 1e-4)
 
 
-def test_bertscore_idf_uses_every_reference_even_when_a_backend_failed(scitldr, encoder):
+def test_bertscore_idf_uses_every_reference_even_when_a_backend_failed(scitldr, minilm_encoder):
     examples, cands = scitldr
     with_error = [None, *cands[1:]]
     s = score_outputs(
@@ -99,7 +101,8 @@ def test_bertscore_idf_uses_every_reference_even_when_a_backend_failed(scitldr, 
     )
 
 
-def test_semantic_similarity_matches_sentence_transformers(encoder):
+@pytest.mark.slow
+def test_semantic_similarity_matches_sentence_transformers(minilm_encoder):
     from sentence_transformers import SentenceTransformer, util
 
     rows = _rows("ntrex_en_de_300.jsonl", 30)
@@ -110,7 +113,7 @@ def test_semantic_similarity_matches_sentence_transformers(encoder):
     s = score_outputs(["semantic_similarity"], outputs, examples, ParserSpec())[
         "semantic_similarity"
     ]
-    model = SentenceTransformer(encoder, device="cpu")
+    model = SentenceTransformer(minilm_encoder, device="cpu")
     want = []
     for out, ex in zip(outputs, examples, strict=True):
         sims = util.cos_sim(model.encode([out]), model.encode(ex.reference))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import statsmodels.api as sm
 from rich.console import Console
 
 from tunecheck.examples import Example
@@ -22,6 +21,8 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "text"
 
 
 def test_ols_hc3_equals_statsmodels():
+    import statsmodels.api as sm  # seconds to import: not at collection
+
     rng = np.random.default_rng(11)
     for n, hetero in ((40, 0.0), (200, 1.5), (25, 3.0)):
         x = rng.normal(3, 4, n)

@@ -61,6 +61,7 @@ def test_permutation_test_monte_carlo_close_to_scipy(levels):
     assert abs(ours - ref) < 4 * se + 1e-3
 
 
+@pytest.mark.slow
 def test_holm_equals_statsmodels():
     rng = np.random.default_rng(4)
     for m in (1, 2, 7, 30):

@@ -46,6 +46,7 @@ def _summarisation_pairs() -> list[tuple[str, str, list[str], str]]:
 PAIRS = _summarisation_pairs()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_stemmer", [False, True])
 def test_rouge_identical_to_rouge_score_on_every_pair(use_stemmer):
     scorer = rouge_scorer.RougeScorer(list(TYPES), use_stemmer=use_stemmer)
@@ -108,6 +109,7 @@ def _multi_ref() -> tuple[list[Example], list[str]]:
     return examples, [r["summaries"][0] for r in rows]
 
 
+@pytest.mark.slow
 def test_bleu_ter_chrf_identical_to_sacrebleu():
     examples, systems = _translation_systems()
     refs = [[e.reference for e in examples]]
@@ -158,6 +160,7 @@ def test_resampled_corpus_scores_equal_sacrebleu_on_the_resample():
         assert sub.value * 100 == pytest.approx(sacrebleu.corpus_bleu(h2, r2).score, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_multi_reference_bleu_ter_chrf_follow_sacrebleu():
     examples, hyps = _multi_ref()
     streams = reference_streams(examples)

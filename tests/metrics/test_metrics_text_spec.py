@@ -160,6 +160,7 @@ def tldr_project(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_run_reports_lengths_and_refuses_a_length_only_gain(tldr_project):
     spec = load_spec(
         _write(

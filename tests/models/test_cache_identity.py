@@ -260,6 +260,7 @@ print(json.dumps([
 """
 
 
+@pytest.mark.slow
 def test_keys_are_equal_in_every_process(tmp_path: Path) -> None:
     base = _model_folder(tmp_path)
     outputs = []

@@ -174,6 +174,7 @@ def test_from_loaded_restores_train_mode(hf_model_and_tokenizer):
     assert not model.training
 
 
+@pytest.mark.slow
 def test_tensor_fingerprint_follows_training_steps():
     import torch
 

@@ -166,6 +166,7 @@ def test_retry_after_ms_and_http_date() -> None:
     assert _retry_after({"retry-after": "soon"}) is None and _retry_after({}) is None
 
 
+@pytest.mark.slow
 def test_concurrency_drops_on_429_and_recovers() -> None:
     # the server takes 4 requests at a time; the client starts at 16
     with FaultServer(capacity=4, delay=0.02, retry_after="0.02") as server:

@@ -6,7 +6,6 @@ References are computed directly with transformers on the same loaded model.
 from __future__ import annotations
 
 import pytest
-import torch
 from openai_servers import UvicornThread, real_model_app
 
 from tunecheck.errors import BackendError
@@ -32,6 +31,8 @@ def server(hf_model_and_tokenizer):
 
 
 def greedy(model, tok, ids: list[int], max_new: int) -> tuple[str, int]:
+    import torch  # not at collection: every test here is a model test
+
     input_ids = torch.tensor([ids])
     with torch.no_grad():
         out = model.generate(
@@ -92,6 +93,8 @@ def test_loglikelihood_matches_transformers(server, hf_model_and_tokenizer) -> N
         ctx = tok(context).input_ids
         cont = tok(continuation, add_special_tokens=False).input_ids
         assert tok(context + continuation).input_ids == ctx + cont  # same tokens either way
+        import torch
+
         ids = torch.tensor([ctx + cont])
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0].float(), dim=-1)

@@ -88,6 +88,7 @@ _reply = (
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(reply=_reply, chat=st.booleans())
 def test_the_answer_parser_accepts_or_fails_the_request_nothing_else(reply, chat: bool) -> None:

@@ -103,6 +103,7 @@ def _metric_values(result: dict, metric: str) -> dict[str, float]:
     return {c["name"]: c["metrics"][metric] for c in task["contenders"]}
 
 
+@pytest.mark.slow
 def test_readme_backend_and_plugin_file_metric_run(tmp_path: Path) -> None:
     project = _project(tmp_path, "length_metric")
     (project / "length_metric.py").write_text(METRIC)
@@ -114,6 +115,7 @@ def test_readme_backend_and_plugin_file_metric_run(tmp_path: Path) -> None:
     assert result["verdict"]["decision"] == "DEPLOY"
 
 
+@pytest.mark.slow
 def test_entry_point_metric_is_found_without_plugins(tmp_path: Path) -> None:
     """A metric from an installed distribution's `tunecheck.metrics` entry point."""
     project = _project(tmp_path, "echo_backend.py")

@@ -121,6 +121,7 @@ def _compare(reference, pairs: list[tuple[dict, str]]) -> tuple[int, list[tuple]
     return compared, wrong
 
 
+@pytest.mark.slow
 def test_constructed_responses_agree_with_the_reference(reference):
     pairs = [(row, constructed_response(row, seed)) for row in _rows() for seed in range(3)]
     compared, wrong = _compare(reference, pairs)
@@ -133,6 +134,7 @@ def test_constructed_responses_agree_with_the_reference(reference):
     assert wrong == [], wrong[:10]
 
 
+@pytest.mark.slow
 def test_constructed_responses_hit_both_outcomes(reference):
     seen: dict[str, set[bool]] = {}
     for row in _rows():

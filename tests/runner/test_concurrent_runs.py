@@ -124,6 +124,7 @@ def _requests(project: Path, limit: int) -> set[tuple[str, str]]:
     return keys
 
 
+@pytest.mark.slow
 def test_four_runs_on_one_store_all_finish_and_store_each_answer_once(project: Path) -> None:
     db = project / "common" / "store.db"
     store = f"sqlite:///{db}"

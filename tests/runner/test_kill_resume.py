@@ -108,6 +108,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_request_counts_resends_only_what_was_in_flight(project: Path) -> None:
     db = project / "store.db"
     store = f"sqlite:///{db}"
@@ -171,6 +172,7 @@ def test_kill_9_at_random_request_counts_resends_only_what_was_in_flight(project
             assert "ended without finishing" in open_store(store).get_run(r["id"])["error"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stores_every_answer_received_and_says_so(project: Path) -> None:
     db = project / "store.db"
     store = f"sqlite:///{db}"

@@ -245,6 +245,7 @@ def test_read_only_verbs_never_create_a_store(tmp_path: Path, monkeypatch, capsy
     assert tables == ["notes"]
 
 
+@pytest.mark.slow
 def test_training_helpers_refuse_a_misspelt_metric_before_training(project: Path) -> None:
     from tunecheck.training import TunecheckCallback
     from tunecheck.training.checkpoints import rank_checkpoints

@@ -72,6 +72,7 @@ def _stored_bytes(project: Path) -> bytes:
     return b"".join(p.read_bytes() for p in project.glob("store.db*"))
 
 
+@pytest.mark.slow
 def test_empty_answers_make_the_run_incomplete_and_the_key_is_scrubbed(project: Path) -> None:
     def plan(rid: str, attempt: int) -> str:
         i = int(rid[1:])
@@ -115,6 +116,7 @@ def test_empty_answers_make_the_run_incomplete_and_the_key_is_scrubbed(project: 
     assert KEY.encode() not in _stored_bytes(project)
 
 
+@pytest.mark.slow
 def test_a_few_failed_examples_keep_the_verdict_and_are_named(project: Path) -> None:
     plan = lambda rid, attempt: "json:" + NULL if rid == "e013" else "ok"  # noqa: E731
     with FaultServer(plan) as server:
@@ -129,6 +131,7 @@ def test_a_few_failed_examples_keep_the_verdict_and_are_named(project: Path) -> 
         assert f"{name} failed on 1 of 40 (1 empty answer (content: null))" in dropped[0]
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_ends_the_run_with_exit_2(project: Path) -> None:
     options = {"timeout": 0.3, "max_retries": 0, "hang_after": 3, "concurrency": 2}
     with FaultServer(lambda rid, attempt: "hang") as server:

@@ -134,6 +134,7 @@ run(load_spec(sys.argv[1]), options=RunOptions(store_url=sys.argv[2], show_progr
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_makes_only_missing_calls(project: Path) -> None:
     spec_path = project / "tunecheck.yaml"
     store = f"sqlite:///{project / 'killed.db'}"

@@ -82,6 +82,7 @@ def test_continuous_parquet_and_repeated_events(tmp_path: Path) -> None:
     assert res.decision == "KEEP RUNNING"
 
 
+@pytest.mark.slow
 def test_unit_in_both_variants_is_reported_excluded_counted(tmp_path: Path) -> None:
     rows = _events(500, 500, 0.3, 0.3)
     rows += [
@@ -96,6 +97,7 @@ def test_unit_in_both_variants_is_reported_excluded_counted(tmp_path: Path) -> N
     assert "2 unit(s) appear in both variants and were excluded" in r.stdout
 
 
+@pytest.mark.slow
 def test_broken_split_refuses_to_conclude(tmp_path: Path) -> None:
     rows = _events(4800, 5200, 0.30, 0.40)  # a huge effect, but a 48/52 split
     path = _write_jsonl(tmp_path / "e.jsonl", rows)
@@ -147,6 +149,7 @@ def test_malformed_events_name_the_line(tmp_path, name, content, where, message)
     assert str(err.value).startswith(str(tmp_path / where)) and message in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_text('{"unit_id": "a", "variant": "control", "outcome": 1}\nnot json\n')
@@ -156,6 +159,7 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--split must be strictly between 0 and 1" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_plan_json() -> None:
     r = _tunecheck("ab", "plan", "--baseline-rate", "0.3", "--mde", "0.02", "--json")
     assert r.returncode == 0, r.stderr

@@ -59,6 +59,7 @@ def _db_bytes(db: Path) -> bytes:
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
 
 
+@pytest.mark.slow
 def test_mirror_relays_production_unchanged_and_logs_pairs(stubs, proxies, tmp_path: Path) -> None:
     prod = stubs("ok", model="prod-model")
     cand = stubs("ok", model="cand-model")
@@ -101,6 +102,7 @@ def test_mirror_relays_production_unchanged_and_logs_pairs(stubs, proxies, tmp_p
         assert key.encode() not in blob and key not in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["hang", "error", "reset", "slow", "leak"])
 def test_a_misbehaving_candidate_never_touches_production(
     mode: str, stubs, proxies, tmp_path: Path
@@ -145,6 +147,7 @@ def test_a_misbehaving_candidate_never_touches_production(
         assert key.encode() not in _db_bytes(db) and key not in out
 
 
+@pytest.mark.slow
 def test_full_mirror_queue_drops_and_counts(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok"), stubs("hang")
     proxy = proxies(prod.url, cand.url, "--mirror-queue", "1", "--mirror-concurrency", "1")
@@ -159,6 +162,7 @@ def test_full_mirror_queue_drops_and_counts(stubs, proxies, tmp_path: Path) -> N
     assert "10 requests, 2 mirrored, 8 mirrors dropped" in proxy.stop()
 
 
+@pytest.mark.slow
 def test_mirror_fraction_and_no_content(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok"), stubs("ok")
     proxy = proxies(prod.url, cand.url, "--mirror-fraction", "0.5", "--seed", "3", "--no-content")
@@ -197,6 +201,7 @@ def test_mirror_fraction_and_no_content(stubs, proxies, tmp_path: Path) -> None:
     assert any("--no-content" in n for n in rep.notes)
 
 
+@pytest.mark.slow
 def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok", model="prod-model"), stubs("ok", model="cand-model")
     proxy = proxies(prod.url, cand.url, "--split", "0.3", "--experiment", "exp1")
@@ -244,6 +249,7 @@ def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> 
     assert rep.variants["production"]["error_rate"] == 0.0
 
 
+@pytest.mark.slow
 def test_bad_settings_exit_2(stubs, tmp_path: Path) -> None:
     prod = stubs("ok")
 
@@ -302,6 +308,7 @@ def _load(url: str, n: int, workers: int = 16, stop: threading.Event | None = No
         return list(ex.map(one, range(n)))
 
 
+@pytest.mark.slow
 def test_no_request_lost_or_duplicated_while_the_candidate_hangs(
     stubs, proxies, tmp_path: Path
 ) -> None:
@@ -319,6 +326,7 @@ def test_no_request_lost_or_duplicated_while_the_candidate_hangs(
     assert dropped >= 300 - 4 - 32 and f"{dropped} mirrors dropped" in out
 
 
+@pytest.mark.slow
 def test_sigkill_during_load_keeps_every_logged_pair(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok"), stubs("ok")
     proxy = proxies(prod.url, cand.url)

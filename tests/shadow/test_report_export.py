@@ -42,6 +42,7 @@ def logged(stubs, proxies, tmp_path: Path) -> Path:
     return tmp_path / "shadow.db"
 
 
+@pytest.mark.slow
 def test_report_numbers_match_the_rows(logged: Path) -> None:
     from statsmodels.stats.contingency_tables import mcnemar
 
@@ -88,6 +89,7 @@ def test_report_numbers_match_the_rows(logged: Path) -> None:
     assert "where they disagree most" in r.stdout and "McNemar p" in r.stdout
 
 
+@pytest.mark.slow
 def test_export_is_a_dataset_split_accepts(logged: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     r = _tunecheck("shadow", "export", "--store", str(logged), "--out", str(out), "--json")
@@ -108,6 +110,7 @@ def test_export_is_a_dataset_split_accepts(logged: Path, tmp_path: Path) -> None
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_export_without_content_is_refused(stubs, proxies, tmp_path: Path) -> None:
     prod = stubs("ok")
     proxy = proxies(prod.url, prod.url, "--no-content")

@@ -103,7 +103,14 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+            # "fast" shutdown: the default SIGTERM ("smart") waits for every client to
+            # disconnect, and a test's pooled connections may still be open. pg_ctl, because
+            # runuser passes SIGTERM on to the server but not SIGINT
+            subprocess.run(
+                self._as_owner([_bin("pg_ctl"), "stop", "-D", str(self.folder / "pgdata"),
+                                "-m", "fast", "-w"]),
+                capture_output=True, timeout=60,
+            )  # fmt: skip
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -43,6 +43,7 @@ def _tables(url: str) -> dict[str, set[str]]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_migrations_from_an_empty_database(store_url: str) -> None:
     """Upgrading an empty database gives exactly the tables and columns of the models
     (alembic's own autogenerate comparison finds no difference); down to nothing and up
@@ -106,6 +107,7 @@ def test_generation_cache_hits_and_errors(store_url: str) -> None:
     assert store.count_generations("fp") == 2
 
 
+@pytest.mark.slow
 def test_many_keys_are_chunked(store_url: str) -> None:
     store = open_store(store_url)
     items = [(f"k{i}", None, Generation([str(i)])) for i in range(1234)]
@@ -182,6 +184,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_store_survives_killed_writer(tmp_path: Path, store_url: str) -> None:
     """A process killed with SIGKILL mid-write leaves a readable store with every committed row."""
     url = store_url

@@ -109,6 +109,7 @@ print("done")
 """
 
 
+@pytest.mark.slow
 def test_four_processes_migrate_and_write_the_same_keys_at_once(url: str, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -191,6 +192,7 @@ def test_runs_whose_process_died_are_marked_interrupted(url: str) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_interrupted_when_the_store_is_next_opened(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     code = (

@@ -37,6 +37,7 @@ from tunecheck.simulate import (
 SCENARIOS = builtin_scenarios()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "reps", "p_worst"),
     [("A", 300, 0.02), ("B", 150, 0.98), ("C", 150, 0.005), ("D", 300, 0.005)],
@@ -74,6 +75,7 @@ def test_correlated_pairs_have_the_promised_rates_and_copy_share():
         correlated_pair(rng, 10, 0.6, 0.42, 0.8)  # 80% copied caps a drop at 0.12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["binary", "continuous", "macro_f1"])
 def test_paired_bootstrap_interval_covers_the_truth(kind):
     # 400 data sets: the Monte-Carlo SE of a 95% coverage is sqrt(.95 * .05 / 400) = 0.011, so
@@ -82,6 +84,7 @@ def test_paired_bootstrap_interval_covers_the_truth(kind):
     assert 0.917 <= cov <= 0.983
 
 
+@pytest.mark.slow
 def test_cli_simulate_json_and_module_entry_point():
     out = CliRunner().invoke(app, ["simulate", "-s", "b", "--reps", "20", "--json"])
     assert out.exit_code == 0, out.output

@@ -46,6 +46,7 @@ def _keep(path: Path, name: str) -> None:
         shutil.copy(path, Path(target) / name)
 
 
+@pytest.mark.slow
 def test_review_by_keyboard_resumes_and_stores_undone_labels(fresh_run, tmp_path: Path) -> None:
     """A scripted reviewer who always prefers the candidate: 20 keys, a reload half-way;
     the store says the candidate won 20 of 20 whatever side it was shown on."""
@@ -97,6 +98,7 @@ def test_review_by_keyboard_resumes_and_stores_undone_labels(fresh_run, tmp_path
     assert [r["comment"] for r in labels if r["comment"]] == ["A reads better."]
 
 
+@pytest.mark.slow
 def test_flips_filter_xss_and_screenshot(scripted_run, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -136,6 +138,7 @@ def test_flips_filter_xss_and_screenshot(scripted_run, tmp_path: Path) -> None:
     print(f"\nscreenshots: {tmp_path}")
 
 
+@pytest.mark.slow
 def test_html_report_opens_offline_and_shows_the_verdict(scripted_run, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

@@ -230,6 +230,7 @@ def test_run_page_shows_training_curves_and_the_human_win_rate(fresh_run, tmp_pa
     assert 'id="human-win-rate"' in report and "<b>completed</b>" in report
 
 
+@pytest.mark.slow
 def test_tokens_are_never_logged_by_the_server(scripted_run, tmp_path) -> None:
     """`tunecheck view` prints its URL once; requests with good and bad tokens log nothing."""
     import os
