@@ -28,7 +28,8 @@ from rich.progress import (
 
 from tunecheck.errors import GuardError, TunecheckError
 from tunecheck.examples import Example
-from tunecheck.models.base import Generation, GenerationParams, GenerationRequest, Model
+from tunecheck.models.base import Generation, Model
+from tunecheck.requests import contender_requests
 from tunecheck.spec import ContenderSpec, Spec, TaskSpec
 from tunecheck.store import Store, open_store
 from tunecheck.store.liveness import Heartbeat
@@ -193,27 +194,6 @@ def load_task(
     return LoadedTask(spec=task, examples=examples, lock_hash=lock_hash, verify_report=report)
 
 
-def generation_params(contender: ContenderSpec, seed: int) -> GenerationParams:
-    g = contender.generation
-    return GenerationParams(
-        max_new_tokens=g.max_new_tokens,
-        temperature=g.temperature,
-        top_p=g.top_p,
-        n=g.n,
-        stop=tuple(g.stop),
-        seed=seed,
-    )
-
-
-def build_requests(
-    contender: ContenderSpec, examples: Sequence[Example], seed: int
-) -> list[GenerationRequest]:
-    """Render every example with the contender's prompt."""
-    prompt = contender.prompt.build()
-    params = generation_params(contender, seed)
-    return [GenerationRequest(prompt=prompt.render(e), params=params, id=e.id) for e in examples]
-
-
 def open_models(spec: Spec, store: Store) -> dict[str, Model]:
     """One cached model per distinct model reference (contenders may share a model)."""
     from tunecheck.models import load_model
@@ -247,7 +227,7 @@ def check_guards(spec: Spec, models: dict[str, Model], tasks: Sequence[LoadedTas
     cand = spec.candidate_spec
     cand_model = models[_model_key(cand)]
     examples = tasks[0].examples[: spec.guard_examples]
-    requests = build_requests(cand, examples, spec.seed)
+    requests = contender_requests(cand, examples, spec.seed)
     seen: set[str] = {cand_model.fingerprint}
     for base in spec.baselines:
         base_model = models[_model_key(base)]
@@ -273,7 +253,7 @@ def run_generation(
     for task in state.tasks:
         for c in spec.contenders:
             model = models[_model_key(c)]
-            requests = build_requests(c, task.examples, spec.seed)
+            requests = contender_requests(c, task.examples, spec.seed)
             with progress_task(progress, f"{c.name} · {task.spec.name}", len(requests)) as advance:
                 gens = model.generate(requests, progress=advance)
             out = ContenderOutputs(c.name, task.spec.name, gens)

@@ -21,7 +21,8 @@ import pytest
 import scripted_backend  # noqa: F401 - registers the `scripted` backend
 
 from tunecheck.data import split_dataset
-from tunecheck.runner import RunOptions, build_requests, load_task, run
+from tunecheck.requests import contender_requests
+from tunecheck.runner import RunOptions, load_task, run
 from tunecheck.spec import load_spec
 
 HERE = Path(__file__).parent
@@ -120,7 +121,7 @@ def _requests(project: Path, limit: int) -> set[tuple[str, str]]:
         spec = load_spec(project / name)
         examples = load_task(spec.tasks[0], limit=limit).examples
         for c in spec.contenders:
-            keys |= {(c.model, r.cache_key()) for r in build_requests(c, examples, spec.seed)}
+            keys |= {(c.model, r.cache_key()) for r in contender_requests(c, examples, spec.seed)}
     return keys
 
 

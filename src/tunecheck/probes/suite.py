@@ -9,10 +9,11 @@ import numpy as np
 
 from tunecheck.errors import BackendError, DataError, SpecError
 from tunecheck.examples import Example
-from tunecheck.models.base import GenerationParams, GenerationRequest, Model, Progress
+from tunecheck.models.base import GenerationParams, Model, Progress
 from tunecheck.probes import scoring
 from tunecheck.probes.base import Probe, ProbeOutcome, outcome, probes
 from tunecheck.prompts import Prompt
+from tunecheck.requests import render_requests
 from tunecheck.spec import DEFAULT_PROBES, FieldMap, ParserSpec, ProbeSpec
 
 # options read by the probe runner; everything else goes to the generator function
@@ -138,8 +139,7 @@ def _generate(
     if params is None:
         limit = probe.options.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS[probe.scoring]
         params = GenerationParams(max_new_tokens=int(limit))
-    prompt = Prompt(system=probe.options.get("system"))
-    requests = [GenerationRequest(prompt.render(ex), params, id=ex.id) for ex in probe.examples]
+    requests = render_requests(Prompt(system=probe.options.get("system")), probe.examples, params)
     generations = model.generate(requests, progress)
     kept = [(ex, g.text) for ex, g in zip(probe.examples, generations, strict=True) if g.ok]
     errors = len(generations) - len(kept)

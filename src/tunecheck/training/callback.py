@@ -26,7 +26,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from tunecheck.errors import TunecheckError
-from tunecheck.models.base import GenerationParams, GenerationRequest
+from tunecheck.requests import generation_params, render_requests
 from tunecheck.spec import Spec, load_spec
 from tunecheck.training.curves import _direction
 from tunecheck.training.validation import json_text, pick_task, validation_sample
@@ -149,18 +149,13 @@ class TunecheckCallback(TrainerCallback):
             self.task, split, sample_size, self.seed, where="TunecheckCallback(split=...)"
         )
         contender = self.spec.candidate_spec
+        # the same prompt and parameters `tunecheck run` uses (tunecheck.requests), one sample
         self.prompt = contender.prompt.build()
-        self._rendered = [self.prompt.render(e) for e in self.examples]
         gen = contender.generation
         self._max_new_tokens_cap = gen.max_new_tokens
         self._max_new_tokens = max_new_tokens
-        self.params = GenerationParams(
-            max_new_tokens=max_new_tokens or gen.max_new_tokens,
-            temperature=gen.temperature if temperature is None else temperature,
-            top_p=gen.top_p,
-            n=1,
-            stop=tuple(gen.stop),
-            seed=self.seed,
+        self.params = generation_params(
+            gen, self.seed, n=1, max_new_tokens=max_new_tokens or None, temperature=temperature
         )
         self._store_arg = store
         self._store: Any = None
@@ -264,10 +259,7 @@ class TunecheckCallback(TrainerCallback):
 
         hf = self._bind(model, tokenizer)
         t0 = time.perf_counter()
-        requests = [
-            GenerationRequest(prompt=p, params=self.params, id=e.id)
-            for p, e in zip(self._rendered, self.examples, strict=True)
-        ]
+        requests = render_requests(self.prompt, self.examples, self.params)
         generations = hf.generate(requests)
         outputs = [g.text if g.ok else None for g in generations]
         scores = score_outputs(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunecheck.errors import TunecheckError
-from tunecheck.models.base import GenerationParams, GenerationRequest
+from tunecheck.requests import contender_requests
 from tunecheck.spec import Spec, load_spec
 from tunecheck.training.curves import _direction, load_trainer_state
 from tunecheck.training.validation import pick_task, validation_sample
@@ -150,19 +150,8 @@ def rank_checkpoints(
     checkpoints = find_checkpoints(output_dir)
     examples = validation_sample(task_spec, split, sample_size, spec.seed, where="--split")
     contender = spec.candidate_spec
-    prompt = contender.prompt.build()
-    gen = contender.generation
-    params = GenerationParams(
-        max_new_tokens=gen.max_new_tokens,
-        temperature=gen.temperature,
-        top_p=gen.top_p,
-        n=1,
-        stop=tuple(gen.stop),
-        seed=spec.seed,
-    )
-    requests = [
-        GenerationRequest(prompt=prompt.render(e), params=params, id=e.id) for e in examples
-    ]
+    # the requests `tunecheck run` would send the candidate, one sample each
+    requests = contender_requests(contender, examples, spec.seed, n=1)
 
     cache = None
     if store is not False:
