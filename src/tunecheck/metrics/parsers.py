@@ -14,39 +14,19 @@ from functools import lru_cache
 from typing import Any
 
 from tunecheck.errors import SpecError
+from tunecheck.metrics.numbers import parse_number
 from tunecheck.spec import ParserSpec
 
 _WS = re.compile(r"\s+")
 # what may wrap an answer without changing it: quotes, brackets, trailing full stops...
 _EDGE = "\"'`“”‘’«»()[]{}<>.,;:!?*_ \t\n"
 _FENCE = re.compile(r"^```[ \t]*(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL | re.IGNORECASE)
-# Last-number extraction: thousands separators, a currency sign, a decimal part, a sign
-# that is not a hyphen between two words ("3-4" ends with 4, not -4).
-_NUMBER = re.compile(
-    r"(?:(?<![\w.])(?P<sign>[-−+]))?\s?[$€£¥]?\s?"
-    r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+)"
-)
 
 
 def normalize_text(text: str, *, case_sensitive: bool = False) -> str:
     """Collapse whitespace, strip surrounding quotes/punctuation, fold case unless told not to."""
     text = _WS.sub(" ", str(text)).strip(_EDGE)
     return text if case_sensitive else text.casefold()
-
-
-def parse_number(text: Any) -> float | None:
-    """The last number in ``text`` (``"$1,234.50"`` → 1234.5), or ``None`` if there is none."""
-    if isinstance(text, bool):
-        return None
-    if isinstance(text, int | float):
-        return float(text)
-    last = None
-    for last in _NUMBER.finditer(str(text)):  # noqa: B007 - we want the final match
-        pass
-    if last is None:
-        return None
-    value = float(last.group("num").replace(",", ""))
-    return -value if last.group("sign") in ("-", "−") else value
 
 
 def parse_json(text: str) -> tuple[bool, Any]:
@@ -121,7 +101,7 @@ def parse_output(text: str, parser: ParserSpec, labels: Sequence[str] | None = N
 
     raw → the text; label → one of ``labels`` (``parser.labels`` wins over the task's);
     regex → the capture, then mapped to a label when labels are known; number →
-    the last number; json → the parsed value.
+    :func:`tunecheck.metrics.numbers.parse_number`; json → the parsed value.
     """
     labels = parser.labels or labels
     if parser.type == "raw":

@@ -7,7 +7,6 @@ score, so the bootstrap recomputes it on every resample without re-tokenising.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,8 @@ from tunecheck.errors import DataError
 from tunecheck.examples import Example
 from tunecheck.metrics.base import AdditiveStats, MetricScores, ScoringContext, metric
 from tunecheck.metrics.extraction import reference_json, values_equal
-from tunecheck.metrics.parsers import apply_regex, normalize_text, parse_number, parse_output
+from tunecheck.metrics.numbers import numbers_match, parse_number
+from tunecheck.metrics.parsers import apply_regex, normalize_text, parse_output
 
 
 def reference_of(example: Example) -> Any:
@@ -60,8 +60,7 @@ def exact_match(
             invalid += 1
             flags.append(False)
         elif ctx.parser.type == "number":
-            ref = parse_number(reference_of(ex))
-            flags.append(ref is not None and math.isclose(pred, ref, rel_tol=1e-9, abs_tol=1e-9))
+            flags.append(numbers_match(pred, parse_number(reference_of(ex))))
         elif ctx.parser.type == "json":
             flags.append(values_equal(pred, reference_json(ex)))
         else:
@@ -70,11 +69,6 @@ def exact_match(
                 == normalize_text(str(reference_of(ex)), case_sensitive=cs)
             )
     return _scores("exact_match", flags, examples, invalid)
-
-
-def numbers_match(pred: float, ref: float) -> bool:
-    """Equal up to float noise (``1234.50`` == ``1234.5``; ``1234.5`` != ``1234.6``)."""
-    return abs(pred - ref) <= 1e-6 * max(1.0, abs(ref))
 
 
 @metric("numeric_match")

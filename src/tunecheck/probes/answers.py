@@ -1,4 +1,5 @@
-"""Parse answers out of generated text: numbers, multiple-choice letters, words, number lists.
+"""Parse answers out of generated text: multiple-choice letters, words; numbers come from
+:mod:`tunecheck.metrics.numbers`, shared with the task metrics.
 
 Every parser returns ``None`` when it cannot find an answer; the caller scores that as
 wrong and counts it as invalid.
@@ -6,69 +7,21 @@ wrong and counts it as invalid.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
+from tunecheck.metrics.numbers import numbers_match, parse_number, parse_numbers
+
+__all__ = [
+    "LETTERS",
+    "numbers_match",
+    "parse_letter",
+    "parse_number",
+    "parse_numbers",
+    "parse_word",
+]
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-# a number with optional sign, thousands separators and decimals: -1,234.5  12  .5
-_NUMBER = r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
-_NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})")
-_FRACTION_RE = re.compile(r"(?<![\w.])([-−]?\d+)\s*/\s*(\d+)(?![\d.])")
-_FINAL_MARKERS = (
-    re.compile(rf"####\s*\$?\s*({_NUMBER})"),
-    re.compile(rf"\\boxed\{{\s*\$?({_NUMBER})"),
-    re.compile(rf"answer\s*(?:is|:|=)?\s*[:=]?\s*\**\s*\$?\s*({_NUMBER})", re.IGNORECASE),
-)
-
-
-def _to_float(token: str) -> float | None:
-    token = token.replace(",", "").replace("−", "-")
-    try:
-        return float(token)
-    except ValueError:
-        return None
-
-
-def parse_number(text: str) -> float | None:
-    """The final numeric answer in ``text``.
-
-    An explicit marker wins (``#### 18``, ``\\boxed{18}``, ``answer is 18``, the last one);
-    otherwise the last number. Thousands separators, currency signs and trailing units
-    ("$1,234.50", "18 dollars", "45%", "3 km") are tolerated; a plain fraction ``3/4``
-    counts as 0.75 when it is the last number.
-    """
-    if not text:
-        return None
-    for marker in _FINAL_MARKERS:
-        found = marker.findall(text)
-        if found:
-            return _to_float(found[-1])
-    numbers = list(_NUMBER_RE.finditer(text))
-    fractions = list(_FRACTION_RE.finditer(text))
-    if fractions and (not numbers or fractions[-1].end() >= numbers[-1].end()):
-        num, den = fractions[-1].groups()
-        if int(den) != 0:
-            return int(num.replace("−", "-")) / int(den)
-    if not numbers:
-        return None
-    return _to_float(numbers[-1].group())
-
-
-def numbers_match(predicted: float | None, reference: float | str | None) -> bool:
-    """Equality with a relative tolerance of 1e-6 (so 18 == 18.0 and 0.1+0.2 == 0.3)."""
-    if predicted is None or reference is None:
-        return False
-    ref = parse_number(reference) if isinstance(reference, str) else float(reference)
-    if ref is None:
-        return False
-    return math.isclose(predicted, ref, rel_tol=1e-6, abs_tol=1e-9)
-
-
-def parse_numbers(text: str) -> list[float]:
-    """Every number in ``text``, in order (for list answers such as a sorted sequence)."""
-    return [v for v in (_to_float(m.group()) for m in _NUMBER_RE.finditer(text)) if v is not None]
 
 
 def parse_letter(text: str, n_choices: int, choices: Sequence[str] | None = None) -> int | None:
