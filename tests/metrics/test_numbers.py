@@ -1,5 +1,5 @@
 """One ``parse_number`` and one ``numbers_match`` for tasks and probes: the task metrics and
-the numeric probe scorer give the same verdict on the same answers."""
+the reasoning-answer metric probes use give the same verdict on the same answers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tunecheck.examples import Example
-from tunecheck.metrics import numbers, parsers, score_outputs, text
-from tunecheck.probes import answers, scoring
+from tunecheck.metrics import answers, numbers, parsers, score_outputs, text
 from tunecheck.spec import ParserSpec
 
 # real-looking answers: GSM8K-style chains, markers, units, currencies, fractions, lists
@@ -41,15 +40,16 @@ def test_one_parser_and_one_comparison_everywhere():
 
 def test_task_metrics_and_the_probe_scorer_agree():
     examples = [Example(id=str(i), input="q", reference=r) for i, r in enumerate(REFERENCES)]
-    probe = scoring.score_numbers(examples, OUTPUTS)
-    task = score_outputs(
-        ["numeric_match", "exact_match"], OUTPUTS, examples, ParserSpec(type="number")
+    got = score_outputs(
+        ["numeric_match", "exact_match", "answer_match"],
+        OUTPUTS,
+        examples,
+        ParserSpec(type="number"),
     )
     expected = [1.0] * 9 + [0.0] + [1.0, 1.0]
-    assert list(probe.scores) == expected
-    assert list(task["numeric_match"].per_example) == expected
-    assert list(task["exact_match"].per_example) == expected
-    assert probe.invalid == task["numeric_match"].details["invalid"] == 1
+    for name in ("numeric_match", "exact_match", "answer_match"):
+        assert list(got[name].per_example) == expected, name
+    assert got["answer_match"].details["invalid"] == got["numeric_match"].details["invalid"] == 1
 
 
 @given(

@@ -27,7 +27,7 @@ from unittest import mock
 import pytest
 from ifeval_responses import constructed_response
 
-from tunecheck.probes import ifeval
+from tunecheck.metrics import ifeval
 
 PROBES = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "probes"
 

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from tunecheck.examples import Example
-from tunecheck.probes.answers import numbers_match, parse_letter, parse_number, parse_word
-from tunecheck.probes.scoring import score_answers, score_mc_generated, score_numbers
+from tunecheck.metrics import score_outputs
+from tunecheck.metrics.answers import numbers_match, parse_letter, parse_number, parse_word
+from tunecheck.spec import ParserSpec
+
+
+def _score(name: str, examples: list[Example], outputs: list[str]):
+    return score_outputs([name], outputs, examples, ParserSpec())[name]
+
 
 CHOICES = ["Paris", "London", "Berlin", "Rome"]
 
@@ -102,17 +108,17 @@ def _mc(gold: int) -> Example:
 
 def test_score_mc_generated_counts_unparseable_as_wrong_and_invalid():
     examples = [_mc(1), _mc(1), _mc(0), _mc(3)]
-    scored = score_mc_generated(examples, ["B", "The answer is C", "no idea", "(D)"])
-    np.testing.assert_array_equal(scored.scores, [1, 0, 0, 1])
-    assert scored.invalid == 1
-    assert scored.answers == ["B", "C", "", "D"]
+    scored = _score("choice_letter", examples, ["B", "The answer is C", "no idea", "(D)"])
+    np.testing.assert_array_equal(scored.per_example, [1, 0, 0, 1])
+    assert scored.details["invalid"] == 1
+    assert scored.details["answers"] == ["B", "C", "", "D"]
 
 
 def test_score_numbers_and_answers():
     nums = [Example(id="a", input="", reference=18), Example(id="b", input="", reference=7)]
-    s = score_numbers(nums, ["so 18 dollars", "I cannot tell"])
-    np.testing.assert_array_equal(s.scores, [1, 0])
-    assert s.invalid == 1
+    s = _score("numeric_match", nums, ["so 18 dollars", "I cannot tell"])
+    np.testing.assert_array_equal(s.per_example, [1, 0])
+    assert s.details["invalid"] == 1
     mixed = [
         Example(
             id="w",
@@ -124,5 +130,7 @@ def test_score_numbers_and_answers():
         Example(id="l2", input="", reference=[3, 9, 20], meta={"answer_type": "list"}),
         Example(id="n", input="", reference=-2, meta={"answer_type": "number"}),
     ]
-    s = score_answers(mixed, ["sunday", "20, 3, 9 sorted: 3, 9, 20", "3, 20, 9", "position -2"])
-    np.testing.assert_array_equal(s.scores, [1, 1, 0, 1])
+    s = _score(
+        "answer_match", mixed, ["sunday", "20, 3, 9 sorted: 3, 9, 20", "3, 20, 9", "position -2"]
+    )
+    np.testing.assert_array_equal(s.per_example, [1, 1, 0, 1])

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from tunecheck.errors import TunecheckError
+from tunecheck.metrics.ifeval import checkers
 from tunecheck.probes import build_probe, default_probes, probes
 from tunecheck.probes import generated as g
-from tunecheck.probes.ifeval import checkers
 from tunecheck.spec import DEFAULT_PROBES, ProbeSpec
 
 
@@ -160,7 +160,7 @@ def test_instruction_probe_has_many_constraint_types_all_checkable():
 
 def test_instruction_constraints_are_satisfiable_by_a_constructed_response():
     """For every generated constraint, a response built to obey it passes and a plain one fails."""
-    from tunecheck.probes.ifeval import check
+    from tunecheck.metrics.ifeval import check
 
     examples = _build("instructions", 34, 9).examples
     plain = "Once a text, with Commas and Capitals about the topic."

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tunecheck.errors import TunecheckError
-from tunecheck.probes import ifeval
+from tunecheck.metrics import ifeval
 
 LONG = " ".join(["word"] * 320)
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tunecheck.errors import TunecheckError
+from tunecheck.metrics.ifeval import checkers
 from tunecheck.probes import build_probe, load_benchmark, read_benchmark, sample_examples
-from tunecheck.probes.ifeval import checkers
 from tunecheck.spec import FieldMap, ProbeSpec
 
 

@@ -138,7 +138,7 @@ def test_ifeval_probe_levels(fixture_data):
         "inst_level_loose_acc",
     ):
         assert 0.0 <= d[key] <= 1.0
-    from tunecheck.probes.ifeval import sentence_counter
+    from tunecheck.metrics.ifeval import sentence_counter
 
     assert d["sentence_counter"] == sentence_counter()
     assert d["prompt_level_loose_acc"] >= d["prompt_level_strict_acc"]

@@ -4,7 +4,8 @@ Built in: ``accuracy``, ``macro_f1`` (classification), ``json_exact_match``,
 ``field_accuracy``, ``json_schema_valid`` (structured extraction), ``exact_match``,
 ``numeric_match``, ``chrf``, ``bleu``, ``ter`` (text), ``rouge1``, ``rouge2``,
 ``rouge_l``, ``rouge_lsum`` (summaries), ``bertscore`` and ``semantic_similarity``
-(embeddings), ``pass@K`` (code, run in the sandbox). A new metric is one ``@metric("name", higher_is_better=...)``
+(embeddings), ``pass@K`` (code, run in the sandbox), ``choice_letter``, ``answer_match``
+and the four IFEval accuracies (answers to questions: how probes are scored). A new metric is one ``@metric("name", higher_is_better=...)``
 function in any imported module.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from tunecheck.examples import Example
 from tunecheck.metrics import (  # noqa: F401 - register metrics
+    answers,
     classification,
     embedding,
     extraction,

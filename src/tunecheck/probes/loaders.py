@@ -29,7 +29,8 @@ import numpy as np
 
 from tunecheck.errors import DataError
 from tunecheck.examples import Example
-from tunecheck.probes.answers import LETTERS, parse_number
+from tunecheck.metrics.answers import LETTERS
+from tunecheck.metrics.numbers import parse_number
 from tunecheck.registry import Registry
 
 Row = dict[str, Any]
@@ -237,7 +238,7 @@ def _gsm8k(row: Row, example_id: str, where: str) -> Example:
 )
 def _ifeval(row: Row, example_id: str, where: str) -> Example:
     """IFEval ``input_data.jsonl``: ``key``, ``prompt``, ``instruction_id_list``, ``kwargs``."""
-    from tunecheck.probes.ifeval import checkers
+    from tunecheck.metrics.ifeval import checkers
 
     ids = list(row["instruction_id_list"])
     kwargs = list(row["kwargs"])

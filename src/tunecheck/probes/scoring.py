@@ -1,4 +1,5 @@
-"""Score probe outputs: multiple choice (loglikelihood or letter), numbers, reasoning answers.
+"""Score multiple-choice probes by log-likelihood (generated answers are scored by the task
+metrics in :mod:`tunecheck.metrics.answers`, like any task).
 
 Every scorer returns per-example scores aligned with the examples it was given, plus the
 secondary figures that go into :attr:`ProbeOutcome.details`.
@@ -13,15 +14,8 @@ from typing import Any
 import numpy as np
 
 from tunecheck.examples import Example
+from tunecheck.metrics.answers import LETTERS
 from tunecheck.models.base import LoglikelihoodRequest, LoglikelihoodResult
-from tunecheck.probes.answers import (
-    LETTERS,
-    numbers_match,
-    parse_letter,
-    parse_number,
-    parse_numbers,
-    parse_word,
-)
 
 
 @dataclass
@@ -87,66 +81,3 @@ def score_mc_loglikelihood(
     if pos != len(results):
         raise ValueError(f"{len(results)} loglikelihood results for {pos} choices")
     return Scored(np.array(acc), answers), Scored(np.array(norm), norm_answers), ok
-
-
-def score_mc_generated(examples: Sequence[Example], outputs: Sequence[str]) -> Scored:
-    """Accuracy of the letter parsed from each generated answer; unparseable counts as wrong."""
-    scores, answers, invalid = [], [], 0
-    for ex, text in zip(examples, outputs, strict=True):
-        choices = ex.meta["choices"]
-        pick = parse_letter(text, len(choices), choices)
-        if pick is None:
-            invalid += 1
-            answers.append("")
-            scores.append(0.0)
-        else:
-            answers.append(LETTERS[pick])
-            scores.append(float(pick == int(ex.meta["gold"])))
-    return Scored(np.array(scores), answers, invalid)
-
-
-# ----------------------------------------------------------------------------- numbers / answers
-
-
-def score_numbers(examples: Sequence[Example], outputs: Sequence[str]) -> Scored:
-    """Numeric answer match: the last number (or an explicit final answer) equals the reference."""
-    scores, answers, invalid = [], [], 0
-    for ex, text in zip(examples, outputs, strict=True):
-        value = parse_number(text)
-        if value is None:
-            invalid += 1
-        answers.append("" if value is None else _fmt(value))
-        scores.append(float(numbers_match(value, ex.reference)))
-    return Scored(np.array(scores), answers, invalid)
-
-
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-def score_answers(examples: Sequence[Example], outputs: Sequence[str]) -> Scored:
-    """Reasoning answers by ``meta["answer_type"]``: ``number``, ``word`` (among
-    ``meta["candidates"]``) or ``list`` (the last ``len(reference)`` numbers, in order)."""
-    scores, answers, invalid = [], [], 0
-    for ex, text in zip(examples, outputs, strict=True):
-        kind = ex.meta.get("answer_type", "number")
-        if kind == "word":
-            word = parse_word(text, ex.meta["candidates"])
-            answer, correct = word, word is not None and word.lower() == str(ex.reference).lower()
-        elif kind == "list":
-            want = [float(x) for x in ex.reference]
-            found = parse_numbers(text)
-            got = found[-len(want) :] if len(found) >= len(want) else None
-            answer = None if got is None else ", ".join(_fmt(x) for x in got)
-            correct = got is not None and all(
-                numbers_match(a, b) for a, b in zip(got, want, strict=True)
-            )
-        else:
-            value = parse_number(text)
-            answer = None if value is None else _fmt(value)
-            correct = numbers_match(value, ex.reference)
-        if answer is None:
-            invalid += 1
-        answers.append(answer or "")
-        scores.append(float(correct))
-    return Scored(np.array(scores), answers, invalid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -210,67 +210,38 @@ def run_probe(
                 if probe.mode == "loglikelihood":
                     raise
     examples, texts, errors = _generate(probe, model, params, progress)
-    ids = [ex.id for ex in examples]
-    details: dict[str, Any] = {"errors": errors, "kind": "binary"}
-    if probe.scoring == "multiple_choice":
-        scored = scoring.score_mc_generated(examples, texts)
-        details.update(mode="generate", invalid=scored.invalid)
-        return outcome(probe.name, probe.metric, scored.scores, ids, scored.answers, details)
-    if probe.scoring in ("number", "answer"):
-        fn: Callable[..., scoring.Scored] = (
-            scoring.score_numbers if probe.scoring == "number" else scoring.score_answers
-        )
-        scored = fn(examples, texts)
-        details["invalid"] = scored.invalid
-        details["answers"] = scored.answers
-        return outcome(probe.name, probe.metric, scored.scores, ids, texts, details)
-    if probe.scoring == "ifeval":
-        from tunecheck.probes.ifeval import score_ifeval, sentence_counter
-
-        res = score_ifeval(
-            texts,
-            [ex.meta["instruction_id_list"] for ex in examples],
-            [ex.meta["kwargs"] for ex in examples],
-        )
-        summary = res.summary()
-        per = {
-            "prompt_level_strict_acc": res.prompt_level_strict,
-            "prompt_level_loose_acc": res.prompt_level_loose,
-            # instruction-level metrics per prompt: the fraction of its instructions followed
-            "inst_level_strict_acc": np.array([np.mean(x) for x in res.inst_level_strict]),
-            "inst_level_loose_acc": np.array([np.mean(x) for x in res.inst_level_loose]),
-        }
-        details.update(summary)
-        details["sentence_counter"] = sentence_counter()  # "regex" when punkt is not installed
-        details["invalid"] = 0
-        details["kind"] = "binary" if probe.metric.startswith("prompt") else "continuous"
-        details["followed_strict"] = res.inst_level_strict
-        result = outcome(probe.name, probe.metric, per[probe.metric], ids, texts, details)
-        result.value = summary[probe.metric]  # instruction level pools instructions, as IFEval
-        return result
-    return _run_metric(probe, examples, texts, ids, errors)
+    return _score_generated(probe, examples, texts, errors)
 
 
-def _run_metric(
-    probe: Probe, examples: list[Example], texts: list[str], ids: list[str], errors: int
+# A generated probe is scored by a task metric (tunecheck.metrics): the one scoring path.
+SCORING_METRIC = {
+    "multiple_choice": "choice_letter",
+    "number": "numeric_match",
+    "answer": "answer_match",
+}
+
+
+def _score_generated(
+    probe: Probe, examples: list[Example], texts: list[str], errors: int
 ) -> ProbeOutcome:
+    """Score a probe's generated answers through :func:`tunecheck.metrics.score_outputs`, the
+    path a task takes; the outcome keeps the probe's own metric name."""
     from tunecheck.metrics import score_outputs
 
+    scorer = SCORING_METRIC.get(probe.scoring, probe.metric)
     parser = probe.options.get("parser") or ParserSpec()
-    options = {probe.metric: probe.options.get("metric_options") or {}}
+    options = {scorer: probe.options.get("metric_options") or {}}
     scores = score_outputs(
-        [probe.metric],
-        texts,
-        examples,
-        parser,
-        options=options,
-        where=f"probes.{probe.name}.metric",
-    )[probe.metric]
+        [scorer], texts, examples, parser, options=options, where=f"probes.{probe.name}.metric"
+    )[scorer]
     details = dict(scores.details)
     details["errors"] = errors
     details["kind"] = scores.kind
-    result = ProbeOutcome(
+    outputs = texts
+    if probe.scoring == "multiple_choice":
+        details["mode"] = "generate"
+        outputs = details.pop("answers")  # the letters read, as the log-likelihood mode keeps
+    return ProbeOutcome(
         probe.name, probe.metric, float(scores.value), np.asarray(scores.per_example, dtype=float),
-        list(scores.example_ids), texts, details,
+        list(scores.example_ids), outputs, details,
     )  # fmt: skip
-    return result

