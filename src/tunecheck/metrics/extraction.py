@@ -15,7 +15,6 @@ key neither adds credit nor costs any.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from tunecheck.errors import DataError, SpecError
 from tunecheck.examples import Example
 from tunecheck.metrics.base import MetricScores, ScoringContext, metric
+from tunecheck.metrics.numbers import numbers_match
 from tunecheck.metrics.parsers import parse_json
 
 
@@ -32,7 +32,7 @@ def values_equal(pred: Any, ref: Any) -> bool:
     if isinstance(ref, bool) or isinstance(pred, bool):
         return isinstance(ref, bool) and isinstance(pred, bool) and ref == pred
     if isinstance(ref, int | float) and isinstance(pred, int | float):
-        return math.isclose(pred, ref, rel_tol=1e-9, abs_tol=1e-9)
+        return numbers_match(float(pred), float(ref))
     if isinstance(ref, str) and isinstance(pred, str):
         return " ".join(pred.split()) == " ".join(ref.split())
     if isinstance(ref, list) and isinstance(pred, list):
