@@ -6,28 +6,9 @@ evaluation sets) and any ``eval_task/<metric>`` points logged by
 engineer would: *healthy*, *overfitting*, *underfitting*, *unstable* or
 *no_eval*, with the numbers behind the call and the checkpoint to keep.
 
-The rules, in the order they are applied (every threshold is a module constant):
-
-* **unstable** - a NaN/inf loss or gradient norm; a training-loss spike (the loss
-  jumps at least ``SPIKE_MIN_JUMP`` x above the median of the previous
-  ``SPIKE_WINDOW`` points *and* its robust z-score, on log scale against that
-  running median, is at least ``SPIKE_Z``); or divergence (the training loss ends,
-  median of its last 3 points, at least ``DIVERGE_FACTOR`` x above its smoothed
-  minimum).
-* **no_eval** - fewer than two validation-loss points.
-* **overfitting** - every one of the last ``min(3, points after the minimum)``
-  validation-loss points lies more than the noise band above the minimum, and the
-  training loss at the end is below its value at that minimum. The noise band is
-  ``max(MIN_NOISE_BAND, 3 x sigma)`` on log scale, where sigma is a robust (MAD)
-  estimate from second differences of the last half of the validation curve; with
-  fewer than 4 points it is ``SHORT_CURVE_BAND``.
-* **underfitting** - the validation loss (the training loss when there are fewer
-  than 4 validation points) is still falling over the last third of the run: its
-  Theil-Sen slope there is at least ``STEEP_RATIO`` of the run's average slope, the
-  fall is a real trend (one-sided Kendall tau p < ``TREND_P``) and it is worth at
-  least ``MIN_TAIL_DROP`` of the loss over that third; or the loss is flat and
-  high (less than ``FLAT_DROP`` relative fall over the whole run).
-* **healthy** - none of the above.
+The rules (one function per pattern, returning numbers) are in
+:mod:`tunecheck.training.curve_rules`; this module reads the log, applies them and writes
+the explanation.
 """
 
 from __future__ import annotations
@@ -37,28 +18,32 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from tunecheck.errors import DataError
-
-Pattern = Literal["healthy", "overfitting", "underfitting", "unstable", "no_eval"]
-
-# ------------------------------------------------------------------ thresholds
-SPIKE_WINDOW = 5
-SPIKE_MIN_JUMP = 1.5
-SPIKE_Z = 5.0
-DIVERGE_FACTOR = 1.5
-MIN_NOISE_BAND = 0.02
-SHORT_CURVE_BAND = 0.10
-STEEP_RATIO = 0.2
-TREND_P = 0.10
-MIN_TAIL_DROP = 0.01
-FLAT_DROP = 0.10
-LOSS_GAP_FACTOR = 2.0
-HUGE_FIRST_LOSS = 30.0
+from tunecheck.training.curve_rules import (
+    EMPTY,
+    HUGE_FIRST_LOSS,
+    LOSS_GAP_FACTOR,
+    Curve,
+    Evidence,
+    FlatHigh,
+    Instability,
+    Overfitting,
+    Pattern,
+    StillFalling,
+    Trend,
+    choose_pattern,
+    end_level,
+    find_instability,
+    find_overfitting,
+    find_underfitting,
+    noise_band,
+    trend,
+)
 
 REMINDER = (
     "A healthy loss curve is not proof that the task improved: loss measures next-token "
@@ -89,17 +74,6 @@ _EVAL_COLOURS = [
 
 
 # ------------------------------------------------------------------ the state
-
-
-@dataclass
-class Curve:
-    """One logged quantity over steps (finite values only; sorted, one value per step)."""
-
-    steps: np.ndarray
-    values: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.steps)
 
 
 @dataclass
@@ -369,85 +343,6 @@ def _summary(curve: Curve, higher: bool | None) -> MetricSummary:
     )
 
 
-def _robust_sigma(x: np.ndarray) -> float:
-    """MAD-based standard deviation of white noise on ``x`` from its second differences."""
-    if len(x) < 4:
-        return 0.0
-    d2 = np.diff(x, 2)
-    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
-
-
-def _noise_band(curve: Curve) -> float:
-    if len(curve) < 4:
-        return SHORT_CURVE_BAND
-    logs = np.log(np.maximum(curve.values, 1e-12))
-    half = logs[len(logs) // 2 :] if len(logs) >= 8 else logs
-    return max(MIN_NOISE_BAND, 3.0 * _robust_sigma(half))
-
-
-def _smooth(values: np.ndarray, window: int = 5) -> np.ndarray:
-    if len(values) < window:
-        return values.copy()
-    half = window // 2
-    padded = np.pad(values, half, mode="edge")
-    return np.array([np.median(padded[i : i + window]) for i in range(len(values))])
-
-
-@dataclass
-class _Tail:
-    ratio: float  # tail slope / average slope (1 = still falling as fast as on average)
-    p: float  # one-sided Kendall tau p-value for a falling trend
-    drop: float  # fall over the tail, as a fraction of the level where it starts
-    start: int
-    points: int
-
-
-def _tail(curve: Curve) -> _Tail | None:
-    """Trend of the last third of a curve (at least its last 4 points)."""
-    from scipy import stats
-
-    s, v = curve.steps, curve.values
-    if len(s) < 4 or s[-1] <= s[0]:
-        return None
-    span = s[-1] - s[0]
-    mask = s >= s[-1] - span / 3
-    if mask.sum() < 4:
-        mask = np.arange(len(s)) >= len(s) - 4
-    ts, tv = s[mask], v[mask]
-    slope = float(stats.theilslopes(tv, ts).slope)
-    tau = stats.kendalltau(ts, tv, alternative="less")
-    p = float(tau.pvalue) if np.isfinite(tau.pvalue) else 1.0
-    avg = (v[0] - v[-1]) / span
-    ratio = -slope / avg if avg > 0 else 0.0
-    # observed, not extrapolated: a straight line through a decaying curve overshoots
-    # below zero; medians of the tail's first and last quarter resist single noisy points
-    k = max(2, len(tv) // 4)
-    start_level, end_level = float(np.median(tv[:k])), float(np.median(tv[-k:]))
-    drop = (start_level - end_level) / start_level if start_level > 0 else 0.0
-    return _Tail(ratio=ratio, p=p, drop=drop, start=int(ts[0]), points=int(mask.sum()))
-
-
-def _spikes(curve: Curve) -> list[tuple[int, float, float]]:
-    """(step, value, running median) of training-loss spikes."""
-    if len(curve) < 4:
-        return []
-    logs = np.log(np.maximum(curve.values, 1e-12))
-    resid, idx = [], []
-    for i in range(3, len(logs)):
-        base = np.median(logs[max(0, i - SPIKE_WINDOW) : i])
-        resid.append(logs[i] - base)
-        idx.append(i)
-    r = np.array(resid)
-    scale = 1.4826 * np.median(np.abs(r - np.median(r)))
-    out = []
-    for i, ri in zip(idx, r, strict=True):
-        z = ri / scale if scale > 0 else math.inf
-        if ri >= math.log(SPIKE_MIN_JUMP) and z >= SPIKE_Z:
-            base = math.exp(logs[i] - ri)
-            out.append((int(curve.steps[i]), float(curve.values[i]), base))
-    return out
-
-
 def _eval_curve(state: TrainerState) -> tuple[Curve, dict[str, Curve], list[int]]:
     """The primary validation-loss curve (mean over sets at shared steps), per-set curves, bad steps."""
     sets: dict[str, Curve] = {}
@@ -468,14 +363,6 @@ def _eval_curve(state: TrainerState) -> tuple[Curve, dict[str, Curve], list[int]
         return Curve(steps, values), sets, bad
     # sets evaluated at different steps: use the most complete one
     return max(sets.values(), key=len), sets, bad
-
-
-def _value_at(curve: Curve, step: float) -> float | None:
-    """The curve's value at the last logged step <= ``step`` (or its first value)."""
-    if not len(curve):
-        return None
-    i = int(np.searchsorted(curve.steps, step, side="right")) - 1
-    return float(curve.values[max(i, 0)])
 
 
 def _nearest_checkpoint(state: TrainerState, step: int) -> tuple[str | None, str | None]:
@@ -503,20 +390,95 @@ def _nearest_checkpoint(state: TrainerState, step: int) -> tuple[str | None, str
 
 
 def diagnose(state: TrainerState | str | Path) -> Diagnosis:
-    """Name the curve pattern of a training run and explain it (see the module docs)."""
+    """Name the curve pattern of a training run and explain it (rules:
+    :mod:`tunecheck.training.curve_rules`)."""
     if not isinstance(state, TrainerState):
         state = load_trainer_state(state)
+    train_key = state.train_loss_key()
+    train, train_bad = state.series(train_key) if train_key else (EMPTY, [])
+    _, grad_bad = state.series("grad_norm")
+    ev, sets, eval_bad = _eval_curve(state)
+    e = Evidence(train=train, ev=ev, train_bad=train_bad, eval_bad=eval_bad, grad_bad=grad_bad)
+
+    instability = find_instability(e)
+    overfitting = find_overfitting(e)
+    t = trend(e)
+    underfitting = find_underfitting(e, t)
+    pattern = choose_pattern(e, instability, overfitting, underfitting)
+    return _render(state, e, sets, pattern, instability, overfitting, t, underfitting)
+
+
+# ------------------------------------------------------------------ the prose
+
+
+def _say_instability(inst: Instability) -> list[str]:
+    out = [
+        f"{what} is NaN/inf at step {min(steps)}"
+        + (f" ({len(steps)} logged points in all)" if len(steps) > 1 else "")
+        for what, steps in inst.nonfinite
+    ]
+    for sp in inst.spikes[:3]:
+        out.append(
+            f"training loss spikes to {_fmt(sp.value)} at step {sp.step} ({sp.value / sp.base:.1f}x "
+            f"the median {_fmt(sp.base)} of the previous points)"
+        )
+    if len(inst.spikes) > 3:
+        out.append(f"... and {len(inst.spikes) - 3} more spikes")
+    d = inst.divergence
+    if d is not None:
+        out.append(
+            f"training loss diverges: from a smoothed minimum of {_fmt(d.low)} at "
+            f"step {d.from_step} it climbs to {_fmt(d.end)} at the end "
+            f"({d.end / d.low:.1f}x)"
+        )
+    return out
+
+
+def _say_overfitting(o: Overfitting) -> str:
+    text = (
+        f"validation loss bottoms out at {_fmt(o.best_loss)} at step {o.best_step}, then rises "
+        f"to {_fmt(o.last)} by step {o.last_step} ({_pct(o.last / o.best_loss - 1)}; noise "
+        f"band ±{o.band * 100:.1f}%)"
+    )
+    if o.train_at_best is not None and o.train_end is not None:
+        text += (
+            f" while training loss keeps falling ({_fmt(o.train_at_best)} -> {_fmt(o.train_end)})"
+        )
+    return text
+
+
+def _say_underfitting(u: StillFalling | FlatHigh) -> str:
+    if isinstance(u, FlatHigh):
+        return (
+            "; ".join(
+                f"{n} barely moves: {_fmt(a)} -> {_fmt(b)} ({_pct(-f)})" for n, f, a, b in u.curves
+            )
+            + " - flat and high"
+        )
+    tail = u.tail
+    return (
+        f"{u.basis_name} is still falling at the end: over its last {tail.points} points (from step "
+        f"{tail.start}) it drops {tail.drop * 100:.1f}% at {tail.ratio:.2f}x the run's average rate "
+        f"(Kendall trend p={tail.p:.3f})"
+    )
+
+
+def _render(
+    state: TrainerState,
+    e: Evidence,
+    sets: dict[str, Curve],
+    pattern: Pattern,
+    instability: Instability | None,
+    overfitting: Overfitting | None,
+    t: Trend,
+    underfitting: StillFalling | FlatHigh | None,
+) -> Diagnosis:
+    """Headline, reasons, actions and the checkpoint to keep, for the pattern the rules chose."""
+    train, ev = e.train, e.ev
+    final_step = state.global_step
     reasons: list[str] = []
     actions: list[str] = []
     also: list[str] = []
-
-    train_key = state.train_loss_key()
-    train, train_bad = (
-        state.series(train_key) if train_key else (Curve(np.array([]), np.array([])), [])
-    )
-    _, grad_bad = state.series("grad_norm")
-    ev, sets, eval_bad = _eval_curve(state)
-    final_step = state.global_step
 
     # ---- summaries of other metrics
     task = {
@@ -536,10 +498,7 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
     uses_lbm = True if tracked else (False if len(ev) else None)
 
     # ---- best step by validation loss
-    best_step = best_loss = None
-    if len(ev):
-        i_min = int(np.argmin(ev.values))
-        best_step, best_loss = int(ev.steps[i_min]), float(ev.values[i_min])
+    best_step, best_loss = e.best_step, e.best_loss
     best_ckpt, ckpt_note = (
         _nearest_checkpoint(state, best_step) if best_step is not None else (None, None)
     )
@@ -558,88 +517,6 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
         if best_task_step is not None:
             best_task_ckpt, _ = _nearest_checkpoint(state, best_task_step)
 
-    # ---- unstable: NaN/inf, spikes, divergence
-    unstable: list[str] = []
-    for what, steps in (
-        ("training loss", train_bad),
-        ("validation loss", eval_bad),
-        ("gradient norm", grad_bad),
-    ):
-        if steps:
-            unstable.append(
-                f"{what} is NaN/inf at step {min(steps)}"
-                + (f" ({len(steps)} logged points in all)" if len(steps) > 1 else "")
-            )
-    spikes = _spikes(train) if len(train) else []
-    for step, value, base in spikes[:3]:
-        unstable.append(
-            f"training loss spikes to {_fmt(value)} at step {step} ({value / base:.1f}x the median "
-            f"{_fmt(base)} of the previous points)"
-        )
-    if len(spikes) > 3:
-        unstable.append(f"... and {len(spikes) - 3} more spikes")
-    diverged_from = None
-    if len(train) >= 4:
-        smooth = _smooth(train.values)
-        i_low = int(np.argmin(smooth))
-        end = float(np.median(train.values[-3:]))
-        if i_low < len(train) - 3 and end >= DIVERGE_FACTOR * smooth[i_low]:
-            diverged_from = int(train.steps[i_low])
-            unstable.append(
-                f"training loss diverges: from a smoothed minimum of {_fmt(float(smooth[i_low]))} at "
-                f"step {diverged_from} it climbs to {_fmt(end)} at the end "
-                f"({end / smooth[i_low]:.1f}x)"
-            )
-
-    # ---- overfitting
-    overfit_reason = None
-    if len(ev) >= 2:
-        band = _noise_band(ev)
-        i_min = int(np.argmin(ev.values))
-        after = len(ev) - 1 - i_min
-        if after >= 1:
-            tail = ev.values[-min(3, after) :]
-            rises = np.log(tail / ev.values[i_min])
-            train_at_best = _value_at(train, ev.steps[i_min])
-            train_end = float(np.median(train.values[-3:])) if len(train) else None
-            train_falls = train_at_best is None or (
-                train_end is not None and train_end < train_at_best
-            )
-            if np.all(rises > band) and train_falls:
-                last = float(ev.values[-1])
-                overfit_reason = (
-                    f"validation loss bottoms out at {_fmt(best_loss)} at step {best_step}, then rises "
-                    f"to {_fmt(last)} by step {int(ev.steps[-1])} ({_pct(last / best_loss - 1)}; noise "
-                    f"band ±{band * 100:.1f}%)"
-                )
-                if train_at_best is not None and train_end is not None:
-                    overfit_reason += f" while training loss keeps falling ({_fmt(train_at_best)} -> {_fmt(train_end)})"
-
-    # ---- underfitting
-    under_reason = None
-    basis, basis_name = (ev, "validation loss") if len(ev) >= 4 else (train, "training loss")
-    tail = _tail(basis) if len(basis) else None
-    if tail and tail.ratio >= STEEP_RATIO and tail.p < TREND_P and tail.drop >= MIN_TAIL_DROP:
-        under_reason = (
-            f"{basis_name} is still falling at the end: over its last {tail.points} points (from step "
-            f"{tail.start}) it drops {tail.drop * 100:.1f}% at {tail.ratio:.2f}x the run's average rate "
-            f"(Kendall trend p={tail.p:.3f})"
-        )
-    flat = []
-    for curve, name in ((train, "training loss"), (ev, "validation loss")):
-        if len(curve) >= 3:
-            end = float(np.median(curve.values[-3:]))
-            fall = 1 - end / curve.values[0] if curve.values[0] > 0 else 0.0
-            flat.append((name, fall, float(curve.values[0]), end))
-    if flat and all(f[1] < FLAT_DROP for f in flat):
-        under_reason = (
-            "; ".join(
-                f"{n} barely moves: {_fmt(a)} -> {_fmt(b)} ({_pct(-f)})" for n, f, a, b in flat
-            )
-            + " - flat and high"
-        )
-
-    # ---- decide
     if len(ev) >= 2:
         reasons.append(
             f"validation loss ({len(ev)} points"
@@ -657,17 +534,10 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
             f"{int(train.steps[0])} -> {_fmt(float(train.values[-1]))} at step {int(train.steps[-1])}"
         )
 
-    if unstable:
-        pattern: Pattern = "unstable"
-        first_bad = min(
-            train_bad
-            + eval_bad
-            + grad_bad
-            + [s for s, _, _ in spikes]
-            + ([diverged_from] if diverged_from is not None else [])
-        )
-        headline = f"unstable training: trouble from step {first_bad}"
-        reasons = unstable + reasons
+    if pattern == "unstable":
+        assert instability is not None
+        headline = f"unstable training: trouble from step {instability.first_bad}"
+        reasons = _say_instability(instability) + reasons
         actions += [
             "lower the learning rate (halve it) and use warmup (warmup_ratio=0.03-0.1)",
             "clip gradients (max_grad_norm=1.0) and check the data near that step for broken or huge examples",
@@ -677,10 +547,9 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
             actions.append(
                 f"keep the checkpoint from before the trouble ({best_ckpt or f'step {best_step}'})"
             )
-        if overfit_reason:
+        if overfitting:
             also.append("overfitting")
-    elif len(ev) < 2:
-        pattern = "no_eval"
+    elif pattern == "no_eval":
         headline = "no validation loss logged: the curve cannot show over- or underfitting"
         reasons.insert(
             0,
@@ -699,13 +568,13 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
             'load_best_model_at_end=True, metric_for_best_model="eval_loss"',
             "or add tunecheck's TunecheckCallback to log the task metric itself",
         ]
-        if under_reason and basis_name == "training loss":
+        if underfitting and t.basis_name == "training loss":
             also.append("underfitting")
-            reasons.append(under_reason)
-    elif overfit_reason:
-        pattern = "overfitting"
+            reasons.append(_say_underfitting(underfitting))
+    elif pattern == "overfitting":
+        assert overfitting is not None
         headline = f"overfitting after step {best_step}: keep {best_ckpt or f'the step-{best_step} weights'}"
-        reasons.insert(0, overfit_reason)
+        reasons.insert(0, _say_overfitting(overfitting))
         actions += [
             f"restore {best_ckpt or f'the weights from step {best_step}'} (lowest validation loss)",
             "train for fewer steps / epochs, or stop early (EarlyStoppingCallback with load_best_model_at_end=True)",
@@ -717,26 +586,26 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
                 f"eval set {name}: lowest {_fmt(float(curve.values[j]))} at step {int(curve.steps[j])}, "
                 f"last {_fmt(float(curve.values[-1]))} ({_pct(float(curve.values[-1] / curve.values[j] - 1))})"
             )
-    elif under_reason:
-        pattern = "underfitting"
+    elif pattern == "underfitting":
+        assert underfitting is not None
         headline = "underfitting: the loss has not settled; the model can still learn more"
-        reasons.insert(0, under_reason)
+        reasons.insert(0, _say_underfitting(underfitting))
         actions += [
             "train longer (more epochs / max_steps): the loss is still going down",
             "or raise the learning rate / LoRA rank (capacity) if it falls too slowly",
         ]
     else:
-        pattern = "healthy"
         headline = "healthy: both losses fell and settled"
-        if tail is not None:
+        if t.tail is not None:
             reasons.append(
-                f"{basis_name} is levelling off: from step {tail.start} to the end it moves "
-                f"{-tail.drop * 100:+.1f}%, at {tail.ratio:.2f}x the run's average rate"
+                f"{t.basis_name} is levelling off: from step {t.tail.start} to the end it moves "
+                f"{-t.tail.drop * 100:+.1f}%, at {t.tail.ratio:.2f}x the run's average rate"
             )
         if len(ev) >= 2 and best_step is not None and best_step != int(ev.steps[-1]):
+            assert best_loss is not None
             reasons.append(
                 f"the last validation loss is {_pct(float(ev.values[-1]) / best_loss - 1)} from the lowest, "
-                f"within the noise band (±{_noise_band(ev) * 100:.1f}%)"
+                f"within the noise band (±{noise_band(ev) * 100:.1f}%)"
             )
         if best_step is not None:
             actions.append(
@@ -750,7 +619,7 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
             "often (smaller eval_steps)"
         )
     if len(ev) >= 2 and len(train) >= 3:
-        t_end, e_end = float(np.median(train.values[-3:])), float(ev.values[-1])
+        t_end, e_end = end_level(train), float(ev.values[-1])
         if e_end > 0 and t_end / e_end >= LOSS_GAP_FACTOR:
             reasons.append(
                 f"training loss ({_fmt(t_end)}) is {t_end / e_end:.1f}x the validation loss ({_fmt(e_end)}): "
