@@ -66,7 +66,8 @@ def flips_between(
 ) -> FlipList:
     """Every example (of ``ids``, default: those in both maps) whose score changed."""
     ids = [i for i in (ids if ids is not None else before) if i in before and i in after]
-    broken, fixed = [], []
+    broken: list[FlippedExample] = []
+    fixed: list[FlippedExample] = []
     for i in ids:
         kind = flip_kind(after[i], before[i], higher_is_better)
         if kind is None:

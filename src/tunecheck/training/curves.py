@@ -596,10 +596,11 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
     if len(ev) >= 2:
         band = _noise_band(ev)
         i_min = int(np.argmin(ev.values))
+        low = float(ev.values[i_min])  # best_loss
         after = len(ev) - 1 - i_min
         if after >= 1:
-            tail = ev.values[-min(3, after) :]
-            rises = np.log(tail / ev.values[i_min])
+            last_points = ev.values[-min(3, after) :]
+            rises = np.log(last_points / low)
             train_at_best = _value_at(train, ev.steps[i_min])
             train_end = float(np.median(train.values[-3:])) if len(train) else None
             train_falls = train_at_best is None or (
@@ -608,8 +609,8 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
             if np.all(rises > band) and train_falls:
                 last = float(ev.values[-1])
                 overfit_reason = (
-                    f"validation loss bottoms out at {_fmt(best_loss)} at step {best_step}, then rises "
-                    f"to {_fmt(last)} by step {int(ev.steps[-1])} ({_pct(last / best_loss - 1)}; noise "
+                    f"validation loss bottoms out at {_fmt(low)} at step {best_step}, then rises "
+                    f"to {_fmt(last)} by step {int(ev.steps[-1])} ({_pct(last / low - 1)}; noise "
                     f"band ±{band * 100:.1f}%)"
                 )
                 if train_at_best is not None and train_end is not None:
@@ -640,7 +641,7 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
         )
 
     # ---- decide
-    if len(ev) >= 2:
+    if len(ev) >= 2 and best_loss is not None:
         reasons.append(
             f"validation loss ({len(ev)} points"
             + (
@@ -733,7 +734,12 @@ def diagnose(state: TrainerState | str | Path) -> Diagnosis:
                 f"{basis_name} is levelling off: from step {tail.start} to the end it moves "
                 f"{-tail.drop * 100:+.1f}%, at {tail.ratio:.2f}x the run's average rate"
             )
-        if len(ev) >= 2 and best_step is not None and best_step != int(ev.steps[-1]):
+        if (
+            len(ev) >= 2
+            and best_loss is not None
+            and best_step is not None
+            and best_step != int(ev.steps[-1])
+        ):
             reasons.append(
                 f"the last validation loss is {_pct(float(ev.values[-1]) / best_loss - 1)} from the lowest, "
                 f"within the noise band (±{_noise_band(ev) * 100:.1f}%)"
