@@ -50,4 +50,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench scripts
 
 clean:
-	rm -rf $(VENV) .tunecheck tunecheck-demo build *.egg-info
+	rm -rf $(VENV) .tunecheck tunecheck-demo build *.egg-info .mypy_cache
