@@ -165,7 +165,7 @@ def test_runs_contenders_outputs_and_prefix_lookup(store_url: str) -> None:
 
 def test_finish_run_stores_a_result_model_as_its_json(store_url: str) -> None:
     """A RunResult (any pydantic model) is stored as model_dump(mode="json"), not by repr."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from pydantic import BaseModel
 
@@ -177,7 +177,7 @@ def test_finish_run_stores_a_result_model_as_its_json(store_url: str) -> None:
     store = open_store(store_url)
     run_id = store.create_run(name="demo", spec_hash="abc")
     result = Result(
-        verdict="ITERATE", finished=datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc), deltas=(0.5,)
+        verdict="ITERATE", finished=datetime(2026, 1, 2, 3, 4, tzinfo=UTC), deltas=(0.5,)
     )
     store.finish_run(run_id, status="completed", verdict="ITERATE", result=result)
     assert store.get_run(run_id)["result"] == {
