@@ -1,4 +1,5 @@
 # The two set-up commands: `make demo` and `make test`. Both work on a fresh machine.
+# `make test` type-checks with mypy first (config in pyproject.toml; its cache in .mypy_cache).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,6 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # the fast loop: no real model and no multi-second end-to-end test (markers in pyproject.toml)
@@ -41,10 +43,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
 clean:
-	rm -rf $(VENV) .tunecheck tunecheck-demo build *.egg-info
+	rm -rf $(VENV) .tunecheck tunecheck-demo build *.egg-info .mypy_cache

@@ -44,7 +44,9 @@ def _kinds_text(kinds: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "kind unknown"
 
 
-def _failures(tasks: Sequence[TaskResult]) -> list[tuple[TaskResult, str, int, int, dict]]:
+def _failures(
+    tasks: Sequence[TaskResult],
+) -> list[tuple[TaskResult, str, int, int, dict[str, int]]]:
     """(task, contender, errors, examples, kinds) for every contender that lost examples."""
     return [
         (t, c.name, c.errors, c.n, c.error_kinds) for t in tasks for c in t.contenders if c.errors
@@ -64,7 +66,7 @@ def incomplete_verdict(tasks: Sequence[TaskResult], thresholds: Thresholds) -> V
         f"the {limit:.1%} allowed): {_kinds_text(kinds)}"
         for t, name, errors, n, kinds in failures
     ]
-    total = Counter()
+    total: Counter[str] = Counter()
     for *_, kinds in over:
         total.update(kinds)
     steps = [

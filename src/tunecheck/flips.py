@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    # results imports this module: the type only, for the checker
+    from tunecheck.results import TaskResult
 
 Flip = Literal["broken", "fixed"]
 
@@ -66,7 +70,8 @@ def flips_between(
 ) -> FlipList:
     """Every example (of ``ids``, default: those in both maps) whose score changed."""
     ids = [i for i in (ids if ids is not None else before) if i in before and i in after]
-    broken, fixed = [], []
+    broken: list[FlippedExample] = []
+    fixed: list[FlippedExample] = []
     for i in ids:
         kind = flip_kind(after[i], before[i], higher_is_better)
         if kind is None:
@@ -86,18 +91,20 @@ def flips_between(
     )  # fmt: skip
 
 
-def task_flips(task: object, baseline: str | None = None, metric: str | None = None) -> FlipList:
+def task_flips(
+    task: TaskResult, baseline: str | None = None, metric: str | None = None
+) -> FlipList:
     """The candidate vs ``baseline`` (default: the strongest) on ``metric`` (default: primary)
     of a :class:`~tunecheck.results.TaskResult`, from its per-example outcomes."""
-    metric = metric or task.primary_metric  # type: ignore[attr-defined]
-    baseline = baseline or task.strongest_baseline  # type: ignore[attr-defined]
-    cand = task.candidate  # type: ignore[attr-defined]
+    metric = metric or task.primary_metric
+    baseline = baseline or task.strongest_baseline
+    cand = task.candidate
     higher = True
     for comp in getattr(task, "comparisons", []):
         if comp.metric == metric:
             higher = comp.higher_is_better
             break
-    examples = task.examples  # type: ignore[attr-defined]
+    examples = task.examples
     return flips_between(
         {e.id: e.scores.get(baseline, {}).get(metric) for e in examples},
         {e.id: e.scores.get(cand, {}).get(metric) for e in examples},

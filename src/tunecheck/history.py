@@ -188,6 +188,7 @@ def compare_results(
 ) -> RunComparison:
     """Paired comparison of two stored results' candidates (B minus A) on one task."""
     from tunecheck.metrics import MetricScores
+    from tunecheck.metrics.base import MetricKind
 
     la, lb = a.lock_hash, b.lock_hash
     if la != lb:
@@ -222,7 +223,9 @@ def compare_results(
         )
     va = np.array([sa[i] for i in ids], dtype=float)
     vb = np.array([sb[i] for i in ids], dtype=float)
-    kind = "binary" if np.isin(np.concatenate([va, vb]), (0.0, 1.0)).all() else "continuous"
+    kind: MetricKind = (
+        "binary" if np.isin(np.concatenate([va, vb]), (0.0, 1.0)).all() else "continuous"
+    )
     comp = compare(
         MetricScores(metric, float(vb.mean()), vb, ids, kind, higher_is_better=higher),
         MetricScores(metric, float(va.mean()), va, ids, kind, higher_is_better=higher),

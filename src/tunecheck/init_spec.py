@@ -252,10 +252,10 @@ def plan_spec(
         raise SpecError("the test split is empty", where=str(lock.split_path("test")))
     columns = list(test.columns)
     id_field = lock.id_field
-    exclude = {c for c in (id_field,) if c}
+    exclude: set[str] = {id_field} if id_field else set()
     label = _pick(columns, ("label", "labels"), exclude)
     reference = _pick(columns, _REFERENCE_NAMES, exclude)
-    input_field = lock.input_field or guess_input_field(test, exclude | {label, reference})
+    input_field = lock.input_field or guess_input_field(test, {*exclude, label, reference})
     if input_field is None:
         raise SpecError(
             f"cannot tell which column holds the model input (columns: {', '.join(columns)})",
@@ -311,7 +311,7 @@ def plan_spec(
     ft_ref = finetuned_ref(base, finetuned, spec_dir)
     gen = json.dumps({"max_new_tokens": budget})
     prompted = _default_prompt(kind, labels, keys, shots)
-    contenders = [
+    contenders: list[dict[str, Any]] = [
         {"name": "base", "model": base_ref},
         {"name": "base+prompt", "model": base_ref, "prompt": prompted},
         {"name": "finetuned", "model": ft_ref},

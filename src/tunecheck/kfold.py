@@ -254,7 +254,9 @@ def run_kfold(
             tasks=pooled_tasks,
         )
         result.meta["folds"] = len(specs)
-        result.verdict.reasons.insert(
+        verdict = result.verdict
+        assert verdict is not None  # assemble_result always reaches a verdict
+        verdict.reasons.insert(
             1,
             f"k-fold: {len(specs)} folds pooled, every example tested once by the fold model that "
             f"did not train on it (per-fold deltas: "
@@ -273,7 +275,7 @@ def run_kfold(
     store.finish_run(
         run_id,
         status="completed",
-        verdict=result.verdict.label,
+        verdict=verdict.label,
         result=result.model_dump(mode="json"),
     )
     return RunOutcome(

@@ -20,11 +20,16 @@ from tunecheck.prompts import Prompt
 class GenerationSettings(Protocol):
     """What a contender's generation block provides (``spec.GenerationSpec`` has these)."""
 
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    n: int
-    stop: Sequence[str]
+    @property
+    def max_new_tokens(self) -> int: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def stop(self) -> Sequence[str]: ...
 
 
 class _PromptSource(Protocol):

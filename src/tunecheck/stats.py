@@ -140,7 +140,8 @@ class _ClassCells:
         denom = n_pred + n_true
         present = denom > 0
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
-        return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+        macro_f1: np.ndarray = f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+        return macro_f1
 
     def delta(self, w: np.ndarray) -> np.ndarray:
         """Macro-F1(a) - macro-F1(b) for each row of cell weights ``w`` (B × cells)."""
@@ -148,7 +149,8 @@ class _ClassCells:
         n_true = (self.true @ wt).T
         fa = self.macro((self.tp_a @ wt).T, (self.pred_a @ wt).T, n_true)
         fb = self.macro((self.tp_b @ wt).T, (self.pred_b @ wt).T, n_true)
-        return fa - fb
+        diff: np.ndarray = fa - fb
+        return diff
 
     def swapped_delta(self, s: np.ndarray) -> np.ndarray:
         """The delta when ``s`` of each cell's examples have their two predictions swapped."""
@@ -159,7 +161,8 @@ class _ClassCells:
         tp_b = (self.tp_b @ keep + self.tp_a @ st).T
         pr_a = (self.pred_a @ keep + self.pred_b @ st).T
         pr_b = (self.pred_b @ keep + self.pred_a @ st).T
-        return self.macro(tp_a, pr_a, n_true) - self.macro(tp_b, pr_b, n_true)
+        diff: np.ndarray = self.macro(tp_a, pr_a, n_true) - self.macro(tp_b, pr_b, n_true)
+        return diff
 
 
 def _macro_rows(pred: np.ndarray, gold: np.ndarray, n_classes: int) -> np.ndarray:
@@ -255,18 +258,28 @@ def paired_bootstrap(
 ) -> BootstrapResult:
     """Bootstrap interval of candidate minus baseline; both must be aligned on the same ids."""
     _check_aligned(candidate, baseline)
-    kw = {"n_resamples": n_resamples, "alpha": alpha, "seed": seed}
     ca, cb = candidate.corpus, baseline.corpus
     if candidate.kind == "corpus" and isinstance(ca, ClassCodes) and isinstance(cb, ClassCodes):
         pa, pb, gold, k = _common_codes(ca, cb)
-        return bootstrap_macro_f1_diff(pa, pb, gold, k, method=method, **kw)
+        return bootstrap_macro_f1_diff(
+            pa, pb, gold, k, method=method, n_resamples=n_resamples, alpha=alpha, seed=seed
+        )
     if (
         candidate.kind == "corpus"
         and isinstance(ca, AdditiveStats)
         and isinstance(cb, AdditiveStats)
     ):
-        return bootstrap_additive_diff(ca.stats, cb.stats, ca.score, **kw)
-    return bootstrap_mean_diff(candidate.per_example, baseline.per_example, method=method, **kw)
+        return bootstrap_additive_diff(
+            ca.stats, cb.stats, ca.score, n_resamples=n_resamples, alpha=alpha, seed=seed
+        )
+    return bootstrap_mean_diff(
+        candidate.per_example,
+        baseline.per_example,
+        method=method,
+        n_resamples=n_resamples,
+        alpha=alpha,
+        seed=seed,
+    )
 
 
 # --------------------------------------------------------------------------- tests

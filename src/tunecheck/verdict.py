@@ -228,7 +228,7 @@ def decide(
         decision == "ITERATE"
         and not regressed
         and any(
-            (adj := t.length_adjustment()) is not None and adj.explained_by_length
+            (adjusted := t.length_adjustment()) is not None and adjusted.explained_by_length
             for t in task_list
         )
     ):

@@ -163,6 +163,30 @@ def test_runs_contenders_outputs_and_prefix_lookup(store_url: str) -> None:
         store.get_run("zzzz")
 
 
+def test_finish_run_stores_a_result_model_as_its_json(store_url: str) -> None:
+    """A RunResult (any pydantic model) is stored as model_dump(mode="json"), not by repr."""
+    from datetime import UTC, datetime
+
+    from pydantic import BaseModel
+
+    class Result(BaseModel):
+        verdict: str
+        finished: datetime
+        deltas: tuple[float, ...]
+
+    store = open_store(store_url)
+    run_id = store.create_run(name="demo", spec_hash="abc")
+    result = Result(
+        verdict="ITERATE", finished=datetime(2026, 1, 2, 3, 4, tzinfo=UTC), deltas=(0.5,)
+    )
+    store.finish_run(run_id, status="completed", verdict="ITERATE", result=result)
+    assert store.get_run(run_id)["result"] == {
+        "verdict": "ITERATE",
+        "finished": "2026-01-02T03:04:00Z",
+        "deltas": [0.5],
+    }
+
+
 def test_training_points(store_url: str) -> None:
     store = open_store(store_url)
     store.put_training_point("r", 20, "checkpoint-20", {"eval_task/f1": 0.5})

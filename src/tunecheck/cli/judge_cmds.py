@@ -9,16 +9,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from tunecheck.cli import app, console, print_json
 
+if TYPE_CHECKING:
+    from tunecheck.judge.agreement import Estimate
+
 judge_app = typer.Typer(help="Calibrate an LLM judge against human labels.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
 
 
-def _fmt(est) -> str:  # type: ignore[no-untyped-def]
+def _fmt(est: Estimate | None) -> str:
     if est is None or est.value is None:
         return "n/a"
     ci = (

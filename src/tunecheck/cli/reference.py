@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperOption
 
 START = "<!-- cli-reference:start -->"
 END = "<!-- cli-reference:end -->"
@@ -55,10 +56,11 @@ def render(app: typer.Typer | None = None) -> str:
         app = default_app
     root = typer.main.get_command(app)
     lines = [START, ""]
-    root_opts = [p for p in root.params if p.param_type_name == "option" and not p.hidden]
+    # typer builds its own option class on its vendored click (not click.Option)
+    root_opts = [p for p in root.params if isinstance(p, TyperOption) and not p.hidden]
     lines.append(
         "Global options (before the verb): "
-        + ", ".join(f"`{p.opts[0]}` ({p.help})" for p in root_opts)
+        + ", ".join(f"`{o.opts[0]}` ({o.help})" for o in root_opts)
         + "."
     )
     lines.append("")

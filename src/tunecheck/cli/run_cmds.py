@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich.table import Table
 
 from tunecheck.cli import app, console, err_console, print_json
 from tunecheck.errors import TunecheckError
+
+if TYPE_CHECKING:
+    from tunecheck.results import RunResult
 
 StoreOpt = typer.Option(
     None,
@@ -108,7 +111,7 @@ def run_cmd(
     raise typer.Exit(exit_code(outcome.result.verdict, fail_on))
 
 
-def _emit(result: object, *, as_json: bool, out: Path | None) -> None:
+def _emit(result: RunResult, *, as_json: bool, out: Path | None) -> None:
     from tunecheck.report import render_json, render_markdown, render_terminal
 
     if out is not None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from tunecheck.cli import app, console, print_json
+
+if TYPE_CHECKING:
+    from tunecheck.shadow.ab import ABResult
+    from tunecheck.shadow.report import PairedDiff, ShadowReport
 
 shadow_app = typer.Typer(
     help="Shadow deployment: mirror real traffic to the candidate (or split users), "
@@ -226,7 +231,7 @@ def ab_analyze_cmd(
         raise typer.Exit(1)
 
 
-def _print_ab(res) -> None:  # type: ignore[no-untyped-def]
+def _print_ab(res: ABResult) -> None:
     fmt = "{:.2%}" if res.outcome == "binary" else "{:.4g}"
     pts = (lambda x: f"{x * 100:+.2f} pts") if res.outcome == "binary" else (lambda x: f"{x:+.4g}")
     lines = [
@@ -279,14 +284,14 @@ def shadow_report_cmd(
         judge_fn = shadow_judge(rows, judge, open_store(store))
     rep = build_report(sessions, rows, top=top, judge=judge_fn)
     if judge_fn is not None and rep.judge is not None:
-        rep.judge["cost"] = judge_fn.cost.model_dump()  # type: ignore[attr-defined]
+        rep.judge["cost"] = judge_fn.cost.model_dump()
     if as_json:
         print_json(rep.to_dict())
         return
     _print_report(rep)
 
 
-def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
+def _print_report(rep: ShadowReport) -> None:
     out = []
     ids = ", ".join(s["id"] for s in rep.sessions)
     c = rep.counts
@@ -296,7 +301,7 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
         f"{c['dropped']:,} dropped (queue full), {c['not_sampled']:,} not sampled"
     )
 
-    def diff_line(d, unit: str = "", pct: bool = False) -> str:  # type: ignore[no-untyped-def]
+    def diff_line(d: PairedDiff, unit: str = "", pct: bool = False) -> str:
         f = (lambda x: f"{x * 100:.1f}%") if pct else (lambda x: f"{x:.4g}{unit}")
         g = (lambda x: f"{x * 100:+.1f} pts") if pct else (lambda x: f"{x:+.4g}{unit}")
         line = (
@@ -342,12 +347,12 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
         )
     if rep.disagreements:
         out.append("[bold]where they disagree most[/]")
-        for d in rep.disagreements:
-            sim = "" if d.similarity is None else f" (similarity {d.similarity:.2f})"
-            out.append(f"  {d.request_id[:12]}{sim}: {d.why}")
-            out.append(f"    request:    {d.request}")
-            out.append(f"    production: {d.production}")
-            out.append(f"    candidate:  {d.candidate}")
+        for dis in rep.disagreements:
+            sim = "" if dis.similarity is None else f" (similarity {dis.similarity:.2f})"
+            out.append(f"  {dis.request_id[:12]}{sim}: {dis.why}")
+            out.append(f"    request:    {dis.request}")
+            out.append(f"    production: {dis.production}")
+            out.append(f"    candidate:  {dis.candidate}")
     for note in rep.notes:
         out.append(f"[yellow]note:[/] {note}")
     for line in out:

@@ -169,16 +169,16 @@ def find_contamination(
 
     found: dict[int, Overlap] = {}
     for j, t in enumerate(test_norm):
-        i = exact_index.get(t) if t else None
-        if i is not None:
+        first = exact_index.get(t) if t else None
+        if first is not None:
             found[j] = Overlap(
                 test[j].id,
-                train[i].id,
+                train[first].id,
                 split,
                 "exact",
                 1.0,
                 _snippet(test_texts[j]),
-                _snippet(train_texts[i]),
+                _snippet(train_texts[first]),
             )
 
     tr_h, tr_doc = _gram_hashes(train_norm, ngram)
@@ -205,8 +205,7 @@ def find_contamination(
         right = np.searchsorted(tr_h, te_h, side="right")
         doc_start = np.searchsorted(te_doc, np.arange(len(test)), side="left")
         doc_end = np.searchsorted(te_doc, np.arange(len(test)), side="right")
-        for j in np.flatnonzero(frac >= threshold):
-            j = int(j)
+        for j in map(int, np.flatnonzero(frac >= threshold)):
             if j in found:
                 continue
             counts: Counter[int] = Counter()

@@ -28,6 +28,8 @@ from tunecheck.errors import DataError
 
 Format = Literal["jsonl", "json", "csv", "tsv", "parquet", "hf"]
 Quoting = Literal["auto", "minimal", "none"]
+# the csv module's QUOTE_* constants, as the type its reader and writer accept
+_CsvQuoting = Literal[0, 1, 2, 3]
 
 _EXTENSIONS: dict[str, Format] = {
     ".jsonl": "jsonl",
@@ -205,7 +207,9 @@ def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _parse_delimited(text: str, delimiter: str, quoting: int) -> list[tuple[int, list[str]]]:
+def _parse_delimited(
+    text: str, delimiter: str, quoting: _CsvQuoting
+) -> list[tuple[int, list[str]]]:
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
     )
@@ -360,7 +364,7 @@ def write_rows(
     elif fmt in ("csv", "tsv"):
         delimiter = "\t" if fmt == "tsv" else ","
         cols = columns or _columns(rows)
-        mode = csv.QUOTE_MINIMAL
+        mode: _CsvQuoting = csv.QUOTE_MINIMAL
         if quoting == "none" and not any(
             isinstance(v, str) and (delimiter in v or "\n" in v or "\r" in v)
             for row in rows

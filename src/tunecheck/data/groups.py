@@ -67,7 +67,7 @@ def _near_pairs(norm: list[str], ngram: int, threshold: float):
     incidence.sum_duplicates()
     incidence.data[:] = 1  # a repeated n-gram counts once: distinct n-grams per row
     totals = np.asarray(incidence.sum(axis=1)).ravel()
-    shared = (incidence @ incidence.T).tocoo()
+    shared = sparse.coo_matrix(incidence @ incidence.T)
     off = shared.row != shared.col
     i, j, n = shared.row[off], shared.col[off], shared.data[off]
     keep = n >= threshold * np.maximum(totals[i], 1) - 1e-9

@@ -480,7 +480,7 @@ def split_dataset(
             folder.mkdir(parents=True)
             test_idx = parts[k]
             train_idx = [i for j, p in enumerate(parts) if j != k for i in p]
-            splits = {}
+            splits: dict[str, SplitInfo] = {}
             for name, idx in (("train", train_idx), ("test", test_idx)):
                 splits[name], _ = _write_split(
                     table, [table.rows[i] for i in idx], folder, name, id_field
@@ -510,7 +510,7 @@ def split_dataset(
         return index
 
     parts = place(split_ratios)
-    splits: dict[str, SplitInfo] = {}
+    splits = {}
     for name, idx in zip(SPLIT_NAMES, parts, strict=True):
         stale = out / (name + SUFFIX[table.fmt])
         if not idx:

@@ -17,9 +17,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tunecheck.errors import DataError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 # The fine-tuned model is trained (and later served) with this short instruction
 # rather than the long production prompt: it cuts every training sequence from
@@ -250,7 +253,8 @@ def finetune_lora(
         trainer.evaluate()
 
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(str(adapter_dir))
+    # with peft_config the trainer wrapped the model: a PeftModel saves the adapter only
+    cast("PeftModel", trainer.model).save_pretrained(str(adapter_dir))
     tok.save_pretrained(str(adapter_dir))
     state_path = out_dir / "trainer_state.json"
     state.save_to_json(str(state_path))

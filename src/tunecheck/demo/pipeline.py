@@ -202,7 +202,7 @@ def training_progress(progress: Any) -> Any:
     """A ``TrainerCallback`` that drives a rich progress bar: steps, s/step, latest loss."""
     from transformers import TrainerCallback
 
-    class StepProgress(TrainerCallback):  # type: ignore[misc]
+    class StepProgress(TrainerCallback):
         def __init__(self) -> None:
             self.task: Any = None
             self.start = 0.0

@@ -330,14 +330,12 @@ def agreement(
     # verbosity: decisive verdicts on rows whose outputs differ in length
     judge_longer = humans_longer = None
     sized = [
-        (r, hh, jj)
+        (r.length_a > r.length_b, hh, jj)
         for r, hh, jj in zip(used_rows, used_h, used_j, strict=True)
         if r.length_a is not None and r.length_b is not None and r.length_a != r.length_b
     ]
     if sized:
-        longer = np.array(
-            [_CODE["a"] if r.length_a > r.length_b else _CODE["b"] for r, _, _ in sized]
-        )  # type: ignore[operator]
+        longer = np.array([_CODE["a"] if a_longer else _CODE["b"] for a_longer, _, _ in sized])
         jj = np.array([x for _, _, x in sized])
         hh = np.array([x for _, x, _ in sized])
         for name, labels in (("judge", jj), ("humans", hh)):

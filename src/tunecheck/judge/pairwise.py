@@ -19,6 +19,8 @@ from tunecheck.judge.result import Outcome, PairwiseResult, PairwiseVerdict, Sid
 from tunecheck.stats import Comparison, bootstrap_mean_diff
 
 SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+# the candidate's outcome when both orders name the same side
+_OUTCOME: dict[Side, Outcome] = {"candidate": "win", "baseline": "loss", "tie": "tie"}
 
 
 def side_of(winner: Winner, candidate_first: bool) -> Side:
@@ -35,7 +37,7 @@ def combine(first: Side | None, second: Side | None) -> tuple[Outcome, bool | No
     if first is None or second is None:
         return "error", None
     if first == second:
-        return {"candidate": "win", "baseline": "loss", "tie": "tie"}[first], True
+        return _OUTCOME[first], True
     return "tie", False
 
 

@@ -9,7 +9,7 @@ error: left out of every score, counted, and never a win or a loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +174,7 @@ class JudgeRunner:
 def _rubric(
     runner: JudgeRunner,
     examples: Sequence[Example],
-    outputs: dict[str, Sequence[str | None]],
+    outputs: Mapping[str, Sequence[str | None]],
     names: Sequence[str],
     errors: list[JudgeErrorRecord],
     progress: Callable[[int], None] | None,
@@ -295,7 +295,7 @@ def _strongest(values: dict[str, float], baselines: Sequence[str]) -> str:
 def _pairwise(
     runner: JudgeRunner,
     examples: Sequence[Example],
-    outputs: dict[str, Sequence[str | None]],
+    outputs: Mapping[str, Sequence[str | None]],
     candidate: str,
     targets: Sequence[str],
     errors: list[JudgeErrorRecord],
@@ -362,10 +362,10 @@ def _pairwise(
         first_a = decisive = 0
         for ex in examples:
             for cand_first in (True, False):
-                ans = answers.get((base, ex.id, cand_first))
-                if ans is not None and ans.ok and ans.value in ("A", "B"):
+                got = answers.get((base, ex.id, cand_first))
+                if got is not None and got.ok and got.value in ("A", "B"):
                     decisive += 1
-                    first_a += ans.value == "A"
+                    first_a += got.value == "A"
         position[base] = (first_a, decisive)
     return out, position
 
@@ -377,7 +377,7 @@ def run_task_judge(
     judge: JudgeSpec,
     model: Model,
     examples: Sequence[Example],
-    outputs: dict[str, Sequence[str | None]],
+    outputs: Mapping[str, Sequence[str | None]],
     *,
     candidate: str,
     baselines: Sequence[str],

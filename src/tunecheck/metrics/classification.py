@@ -123,7 +123,9 @@ def class_report(codes: ClassCodes) -> dict[str, Any]:
 
 
 def _codes(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext) -> ClassCodes:
-    return ctx.cached("class_codes", lambda: encode(outputs, examples, ctx))
+    # the context caches untyped values: this key always holds what the lambda returns
+    codes: ClassCodes = ctx.cached("class_codes", lambda: encode(outputs, examples, ctx))
+    return codes
 
 
 @metric("accuracy")

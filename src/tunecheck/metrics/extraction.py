@@ -62,7 +62,9 @@ def reference_json(example: Example) -> Any:
 
 
 def _parsed(outputs: Sequence[str], ctx: ScoringContext) -> list[tuple[bool, Any]]:
-    return ctx.cached("json", lambda: [parse_json(o) for o in outputs])
+    # the context caches untyped values: this key always holds what the lambda returns
+    parsed: list[tuple[bool, Any]] = ctx.cached("json", lambda: [parse_json(o) for o in outputs])
+    return parsed
 
 
 @metric("json_exact_match")

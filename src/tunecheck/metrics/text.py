@@ -133,10 +133,13 @@ def chrf(outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContex
 
     scorer = CHRF()
     hyps = [str(o) for o in outputs]
-    # sacrebleu has no public per-segment statistics API; this is what corpus_score sums
+    # sacrebleu has no public per-segment statistics API; this is what corpus_score sums.
+    # Its annotation omits the None padding of shorter reference lists, which it accepts.
+    refs = reference_streams(examples)
     stats = (
         np.asarray(
-            scorer._extract_corpus_statistics(hyps, reference_streams(examples)), dtype=float
+            scorer._extract_corpus_statistics(hyps, refs),  # type: ignore[arg-type]
+            dtype=np.float64,
         )
         if hyps
         else np.zeros((0, 18))

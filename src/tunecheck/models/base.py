@@ -121,8 +121,10 @@ class Model(ABC):
         ``options`` are the contender's ``options:`` from the spec. Override it when the
         constructor takes something else (the built-in backends parse adapters, URLs...).
         """
+        # the ABC declares no constructor; each subclass defines its own
+        build: Callable[..., Model] = cls
         try:
-            return cls(target, **options)
+            return build(target, **options)
         except TypeError as err:
             raise BackendError(
                 f"backend {cls.backend_name or cls.__name__!r} could not be built from "

@@ -11,9 +11,9 @@ for 5 samples after 3 were cached generates only the 2 missing ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tunecheck.models.base import (
     Generation,
@@ -39,6 +39,16 @@ class CacheStore(Protocol):
     ) -> dict[str, LoglikelihoodResult]: ...
 
     def put_loglikelihoods(self, model_fp: str, items: Any) -> None: ...
+
+
+class StreamingModel(Protocol):
+    """A backend with ``streams_answers = True`` also offers ``generate_each``."""
+
+    def generate_each(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_answer: Callable[[int, Generation], None],
+    ) -> list[Generation]: ...
 
 
 def _request_dict(req: GenerationRequest) -> dict[str, Any]:
@@ -190,7 +200,8 @@ class CachedModel(Model):
                     progress(finished)
 
             self.calls += len(jobs)
-            self.inner.generate_each([j.request for j in jobs], on_answer)
+            streaming = cast(StreamingModel, self.inner)  # what streams_answers promises
+            streaming.generate_each([j.request for j in jobs], on_answer)
             return [r for r in results if r is not None]
 
         size = self._chunk() if jobs else 1

@@ -66,7 +66,8 @@ def converted_dir(gguf_path: str | Path, *, dtype: str = "float32") -> Path:
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf_path.parent), gguf_file=gguf_path.name, dtype=getattr(torch, dtype)
         )
-        model.hf_quantizer = None
+        # transformers declares no hf_quantizer attribute (nn.Module types unknown ones as tensors)
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(str(tmp))

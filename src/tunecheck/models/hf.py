@@ -295,7 +295,8 @@ class HFModel(TransformersModel):
         return int(n or 2048)
 
     def _kv_bytes_per_token(self) -> int | None:
-        cfg = getattr(self.model, "config", None)
+        # any config shape: a missing field is caught below
+        cfg: Any = getattr(self.model, "config", None)
         cfg = getattr(cfg, "text_config", None) or cfg
         try:
             layers = int(cfg.num_hidden_layers)
@@ -569,7 +570,7 @@ class HFModel(TransformersModel):
                 )
             groups.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)
         items = []
-        for ctx, conts in groups.items():
+        for ctx_ids, conts in groups.items():
             longest = max(len(c) for c in conts)
             room = self.max_length - longest + 1
             if room < 1:
@@ -577,7 +578,7 @@ class HFModel(TransformersModel):
                     f"a continuation of {longest} tokens does not fit the context window {self.max_length}",
                     where=f"model {self.name}",
                 )
-            items.append((list(ctx[-room:]), list(conts.items())))
+            items.append((list(ctx_ids[-room:]), list(conts.items())))
         items.sort(key=lambda it: -(len(it[0]) + max(len(c) for c, _ in it[1])))
 
         results: list[LoglikelihoodResult | None] = [None] * len(requests)

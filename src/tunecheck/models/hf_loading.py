@@ -406,10 +406,11 @@ def apply_adapter(model: Any, ref: ModelRef, where: str) -> Any:
 class TransformersModel(Model):
     """Identity, chunking and memory release shared by the transformers backends.
 
-    Subclasses set ``model``, ``device``, ``batch_size``, ``current_batch_size``,
+    Subclasses set ``name``, ``model``, ``device``, ``batch_size``, ``current_batch_size``,
     ``_fingerprint`` and ``_tensor_fp`` in their constructor.
     """
 
+    name: str
     model: Any
     device: str
     batch_size: int | None

@@ -159,6 +159,7 @@ def _day_of_year(month: int, day: int) -> int:
 
 
 def _reasoning_item(rng: random.Random, kind: str) -> tuple[str, Any, dict[str, Any]]:
+    answer: int | str | list[int]  # a number, a word or a list, by kind
     if kind == "letter_count":
         word = rng.choice(WORDS)
         letter = rng.choice(sorted(set(word)))

@@ -145,7 +145,7 @@ def _lm_class() -> type:
                     seed=self.seed,
                 )
                 gens.append(GenerationRequest(prompt=context, params=params))
-            out = []
+            out: list[str] = []
             for g in self.model.generate(gens):
                 text = g.text if g.ok else ""
                 for stop in gens[len(out)].params.stop:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tunecheck.report import _fmt
-from tunecheck.results import RunResult
+from tunecheck.results import RunResult, TaskResult
 
 ICONS = {"DEPLOY": "✅", "ITERATE": "🟡", "ABANDON": "🛑", "INCOMPLETE": "⚠️"}
 
@@ -142,10 +142,10 @@ def render_markdown(result: RunResult) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _flip_lines(task: object) -> list[str]:
+def _flip_lines(task: TaskResult) -> list[str]:
     from tunecheck.report import flips_section
 
-    flips = task.flips  # type: ignore[attr-defined]
+    flips = task.flips
     if flips is None or not (flips.broken or flips.fixed):
         return []
     lines = [
@@ -155,12 +155,12 @@ def _flip_lines(task: object) -> list[str]:
         f"| | example | {_cell(flips.before)} | {_cell(flips.after)} | {_cell(flips.after)} output |",
         "|---|---|---:|---:|---|",
     ]
-    for kind, f, _b, cand_out in flips_section.rows(task):  # type: ignore[arg-type]
+    for kind, f, _b, cand_out in flips_section.rows(task):
         lines.append(
             f"| {kind} | `{_cell(f.id)}` | {flips_section._score(f.before)} | "
             f"{flips_section._score(f.after)} | {_cell(cand_out)} |"
         )
-    note = flips_section.more(task)  # type: ignore[arg-type]
+    note = flips_section.more(task)
     lines += ["", f"Broken: worst first; fixed: best first. {note}".rstrip(), "", "</details>"]
     return lines
 

@@ -354,6 +354,7 @@ def _write_label(
         ).first()
         if item is None:
             raise ReviewError(f"review {reviewer.review_id} has no item {position}")
+        winner: str | None
         if choice in ("A", "B"):
             winner = "candidate" if (choice == "A") == item.candidate_is_a else "baseline"
         else:

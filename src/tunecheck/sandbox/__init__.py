@@ -147,7 +147,7 @@ def probe_isolation(*, refresh: bool = False) -> Isolation:
             return _probed
         root = os.geteuid() == 0
         unshare = shutil.which("unshare")
-        variants = [[]] if root else []
+        variants: list[list[str]] = [[]] if root else []
         variants.append(["--user", "--map-root-user"])
         found: list[str] | None = None
         if unshare and sys.platform.startswith("linux"):

@@ -274,7 +274,7 @@ def analyze(
     x_t, x_c = ev.values[ev.is_treatment], ev.values[~ev.is_treatment]
     n_t, n_c = len(x_t), len(x_c)
     srm = srm_check(n_c, n_t, expected_share)
-    base = dict(
+    base: dict[str, Any] = dict(
         path=str(path),
         control=ev.control,
         treatment=ev.treatment,

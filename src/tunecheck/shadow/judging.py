@@ -10,11 +10,15 @@ makes no judge call. The verdicts are computed in one batch and handed to
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from tunecheck.examples import Example
 from tunecheck.store import Store
+
+if TYPE_CHECKING:
+    from tunecheck.judge.result import JudgeCost
 
 _SCORE = {"win": 1.0, "loss": 0.0, "tie": 0.5}
 
@@ -35,6 +39,17 @@ def _key(request: dict[str, Any], production: str, candidate: str) -> tuple[str,
     return json.dumps(request, sort_keys=True, default=str), production, candidate
 
 
+@dataclass
+class ShadowJudge:
+    """A :class:`~tunecheck.shadow.report.PairwiseJudge` over pre-judged pairs, with its cost."""
+
+    scores: dict[tuple[str, str, str], float | None]
+    cost: JudgeCost
+
+    def __call__(self, request: dict[str, Any], production: str, candidate: str) -> float | None:
+        return self.scores.get(_key(request, production, candidate))
+
+
 def shadow_judge(
     rows: Sequence[dict[str, Any]],
     ref: str,
@@ -42,7 +57,7 @@ def shadow_judge(
     *,
     options: dict[str, Any] | None = None,
     seed: int = 0,
-) -> Callable[[dict[str, Any], str, str], float | None]:
+) -> ShadowJudge:
     """A pairwise-judge callable for ``build_report`` with every logged pair pre-judged.
 
     The candidate is the shadowed model, the baseline production. Returns 1 (candidate
@@ -75,9 +90,4 @@ def shadow_judge(
         )
         for r in pairs
     }
-
-    def judge(request: dict[str, Any], production: str, candidate: str) -> float | None:
-        return by_key.get(_key(request, production, candidate))
-
-    judge.cost = runner.cost  # type: ignore[attr-defined]
-    return judge
+    return ShadowJudge(by_key, runner.cost)

@@ -13,16 +13,17 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from tunecheck.shadow.payload import Answer, sha256
 from tunecheck.store import open_store
 from tunecheck.store.schema import ShadowRequestRow, ShadowSessionRow, utcnow
 
-_REQUESTS = ShadowRequestRow.__table__
-_SESSIONS = ShadowSessionRow.__table__
+# declarative classes map one Table each; SQLAlchemy types __table__ as the wider FromClause
+_REQUESTS = cast(Table, ShadowRequestRow.__table__)
+_SESSIONS = cast(Table, ShadowSessionRow.__table__)
 _SIDE_FIELDS = (
     "status",
     "latency_ms",
@@ -64,7 +65,7 @@ class SideResult:
 
 
 def _update_stmt(prefix: str) -> Any:
-    cols = {f"{prefix}_{f}": bindparam(f"{prefix}_{f}") for f in _SIDE_FIELDS}
+    cols: dict[str, Any] = {f"{prefix}_{f}": bindparam(f"{prefix}_{f}") for f in _SIDE_FIELDS}
     return update(_REQUESTS).where(_REQUESTS.c.id == bindparam("_id")).values(**cols)
 
 

@@ -86,7 +86,7 @@ def _completion(payload: dict[str, Any], chat: bool, model: str, prefix: str) ->
 
 def _sse(payload: dict[str, Any], chat: bool, prefix: str) -> bytes:
     words = answer_text(payload, prefix).split(" ")
-    events = []
+    events: list[dict[str, Any]] = []
     for i, w in enumerate(words):
         piece = w if i == 0 else " " + w
         choice: dict[str, Any] = {"index": 0, "finish_reason": None}

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     Engine,
@@ -52,6 +52,10 @@ from tunecheck.store.schema import (
     utcnow,
 )
 from tunecheck.store.upsert import insert_ignore, upsert_generations
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sqlalchemy import CursorResult
 
 #: the Alembic head revision this code expects (a test keeps it equal to the migrations)
 SCHEMA_REVISION = "0006"
@@ -143,13 +147,15 @@ class Store:
                     )
                 )
                 for r in rows:
-                    found[r.request_key] = Generation(
+                    gen = Generation(
                         texts=list(r.texts),
                         prompt_tokens=r.prompt_tokens,
                         completion_tokens=r.completion_tokens,
                         cached=True,
-                        **({"meta": dict(r.meta)} if r.meta and _has_meta() else {}),
                     )
+                    if r.meta and _has_meta():
+                        gen.meta = dict(r.meta)
+                    found[r.request_key] = gen
         return found
 
     def put_generation(
@@ -392,9 +398,12 @@ class Store:
         *,
         status: str,
         verdict: str | None = None,
-        result: dict[str, Any] | None = None,
+        result: dict[str, Any] | BaseModel | None = None,
         error: str | None = None,
     ) -> None:
+        """Mark ``run_id`` finished; ``result`` (a ``RunResult`` or its JSON dict) is stored."""
+        if result is not None and not isinstance(result, dict):
+            result = result.model_dump(mode="json")
         values: dict[str, Any] = {
             "status": status,
             "finished_at": utcnow(),
@@ -405,7 +414,11 @@ class Store:
             values["result_json"] = result
         # one UPDATE, no read first: nothing for another writer to slip in between
         with self._session.begin() as s:
-            done = s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+            # an UPDATE yields a CursorResult; Session.execute is typed for any statement
+            done = cast(
+                "CursorResult[Any]",
+                s.execute(update(RunRow).where(RunRow.id == run_id).values(**values)),
+            )
             if not done.rowcount:
                 raise TunecheckError(f"no run {run_id!r} in the store", where=self.url)
 

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, update
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tunecheck.store.schema import GenerationRow
+from tunecheck.store.schema import Base, GenerationRow
 
 # rows per statement: far below SQLite's bound-parameter limit at ten columns a row
 _ROWS = 50
@@ -29,12 +30,14 @@ def _dialect_insert(session: Session | Connection) -> Any:
         session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
     )
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        return None
-    return insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    return None
 
 
 def upsert_generations(session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -68,7 +71,7 @@ def upsert_generations(session: Session | Connection, rows: Sequence[dict[str, A
 
 
 def insert_ignore(
-    session: Session | Connection, table: type, rows: Sequence[dict[str, Any]]
+    session: Session | Connection, table: type[Base], rows: Sequence[dict[str, Any]]
 ) -> None:
     """Insert rows of ``table`` (unique on model_fp + request_key), skipping stored keys."""
     rows = sorted(rows, key=lambda r: (r["model_fp"], r["request_key"]))
@@ -90,12 +93,12 @@ def _fallback(
     rows: Sequence[dict[str, Any]],
     *,
     replace_errors: bool,
-    table: type = GenerationRow,
+    table: type[Base] = GenerationRow,
 ) -> None:
     for row in rows:
         try:
             with session.begin_nested():
-                session.execute(table.__table__.insert().values(**row))
+                session.execute(sql_insert(table).values(**row))
         except IntegrityError:
             if replace_errors:
                 session.execute(

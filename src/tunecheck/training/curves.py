@@ -518,6 +518,7 @@ def _render(
             best_task_ckpt, _ = _nearest_checkpoint(state, best_task_step)
 
     if len(ev) >= 2:
+        assert best_loss is not None
         reasons.append(
             f"validation loss ({len(ev)} points"
             + (
