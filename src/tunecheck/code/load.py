@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from tunecheck.code.problems import CodeFormat, code_examples, default_fields, detect_format
+from tunecheck.core.config import FieldMap, as_field_map
 from tunecheck.examples import Example
-
-if TYPE_CHECKING:
-    from tunecheck.spec import FieldMap
 
 FormatChoice = Literal["auto", "humaneval", "mbpp", "plain"]
 
@@ -18,8 +16,6 @@ def code_field_map(
     columns: list[str], fmt: FormatChoice, where: str
 ) -> tuple[CodeFormat, FieldMap]:
     """The format (detected when ``auto``) and its field mapping for a file's columns."""
-    from tunecheck.spec import FieldMap
-
     found = detect_format(columns, where) if fmt == "auto" else fmt
     return found, FieldMap(**default_fields(found, columns))
 
@@ -58,11 +54,11 @@ def load_locked_code_examples(
     lk = read_lock(lock)
     split_path = lk.split_path(split)
     found, mapping = code_field_map(read_table(split_path).columns, fmt, str(split_path))
-    mapping = fields or mapping
+    mapping = mapping if fields is None else as_field_map(fields)
     examples, report = load_locked_split(
         lock,
         split=split,
-        fields=mapping.model_copy(update={"id": lk.id_field}),
+        fields=mapping.updated(id=lk.id_field),
         allow_overlap=allow_overlap,
         near_duplicate_threshold=near_duplicate_threshold,
     )

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunecheck.core.config import FieldMap, as_field_map
 from tunecheck.data.contamination import Overlap, find_contamination
 from tunecheck.data.formats import Table, content_sha256, read_table, row_hash
 from tunecheck.data.load import examples_from_table, row_ids
 from tunecheck.errors import LockError
 from tunecheck.examples import Example
-from tunecheck.spec import FieldMap
 
 LOCK_NAME = "tunecheck.lock.json"
 LOCK_VERSION = 1
@@ -234,7 +234,8 @@ def _ids_text(ids: list[str], limit: int = 10) -> str:
 
 
 def _input_fields(lock: Lock, fields: FieldMap | None) -> FieldMap:
-    name = fields.input if fields is not None and "input" in fields.model_fields_set else None
+    mapped = as_field_map(fields)
+    name = mapped.input if "input" in mapped.given else None
     return FieldMap(
         input=name or lock.input_field or "input", reference=None, id=lock.id_field, label=None
     )
@@ -393,7 +394,8 @@ def load_locked_split(
             where=str(lock.path),
             hint=f"evaluate one fold at a time, e.g. {lock.folder / lock.folds[0]}",
         )
-    if fields is not None and "id" in fields.model_fields_set and fields.id != lock.id_field:
+    fields = None if fields is None else as_field_map(fields)
+    if fields is not None and "id" in fields.given and fields.id != lock.id_field:
         raise LockError(
             f"the spec maps the id to {fields.id!r}, but the split was locked with id field {lock.id_field!r}",
             where=str(lock.path),
@@ -407,5 +409,5 @@ def load_locked_split(
         fields=fields,
     )
     table = _read_split(lock, split)
-    mapping = (fields or FieldMap()).model_copy(update={"id": lock.id_field})
+    mapping = as_field_map(fields).updated(id=lock.id_field)
     return examples_from_table(table, mapping, ids=row_ids(table, lock.id_field)), report

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from tunecheck.models.base import Model
-    from tunecheck.runner import RunState
+    from tunecheck.pipeline.state import RunState
     from tunecheck.spec import Spec
     from tunecheck.store import Store
 
