@@ -8,27 +8,18 @@ makes no model calls, and changing only metrics or thresholds generates nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from tunecheck.errors import GuardError, TunecheckError
 from tunecheck.examples import Example
 from tunecheck.models.base import GenerationParams, GenerationRequest, Model
+from tunecheck.pipeline.progress import make_progress, progress_task
 from tunecheck.pipeline.state import ContenderOutputs, LoadedTask, RunState
 from tunecheck.spec import ContenderSpec, Spec, TaskSpec
 from tunecheck.store import Store, open_store
@@ -47,48 +38,6 @@ class RunOptions:
     run_id: str | None = None
     tracking: Any = None
     """a :class:`~tunecheck.spec.TrackingSpec` used instead of the spec's ``tracking:``"""
-
-
-# --------------------------------------------------------------------------- progress
-
-
-def make_progress(console: Console | None = None, *, enabled: bool = True) -> Progress:
-    """The rich progress display used by every long stage: count, rate and ETA."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("[cyan]{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
-
-
-@contextmanager
-def progress_task(
-    progress: Progress, description: str, total: int
-) -> Iterator[Callable[[int], None]]:
-    """A progress callback for a backend: ``advance(n)`` as requests finish."""
-    task_id = progress.add_task(description, total=total, rate="")
-    start = time.perf_counter()
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        progress.update(task_id, advance=n, rate=f"{done / elapsed:.1f}/s")
-
-    try:
-        yield advance
-    finally:
-        progress.update(task_id, completed=total)
 
 
 # --------------------------------------------------------------------------- stages
