@@ -8,6 +8,7 @@ from __future__ import annotations
 from tunecheck.core.config import (
     CodeSettings,
     FieldMap,
+    InvalidSetting,
     Parser,
     Thresholds,
     as_code_settings,
@@ -19,6 +20,7 @@ from tunecheck.core.config import (
 __all__ = [
     "CodeSettings",
     "FieldMap",
+    "InvalidSetting",
     "Parser",
     "Thresholds",
     "as_code_settings",

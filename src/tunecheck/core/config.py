@@ -20,6 +20,7 @@ from tunecheck.errors import SpecError
 __all__ = [
     "CodeSettings",
     "FieldMap",
+    "InvalidSetting",
     "Parser",
     "Thresholds",
     "as_code_settings",
@@ -29,6 +30,11 @@ __all__ = [
 ]
 
 ParserMode = Literal["exact", "first"]
+
+
+class InvalidSetting(SpecError, ValueError):
+    """A core setting out of range: a :class:`SpecError` for the CLI, a ``ValueError`` for
+    Python callers and for pydantic (a stored result with bad thresholds fails validation)."""
 
 
 def _strings(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
@@ -57,7 +63,7 @@ class Parser:
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _strings(self.labels))
         if self.mode not in ("exact", "first"):
-            raise SpecError(
+            raise InvalidSetting(
                 f"parser mode must be 'exact' or 'first', not {self.mode!r}",
                 where="task.parser.mode",
             )
@@ -119,7 +125,7 @@ class FieldMap:
             object.__setattr__(self, name, _strings(value) if name == "slices" else value)
         object.__setattr__(self, "given", explicit)
         if not isinstance(self.input, str) or not self.input:
-            raise SpecError(
+            raise InvalidSetting(
                 f"the input field must be a column name, not {self.input!r}", where="fields.input"
             )
 
@@ -157,12 +163,12 @@ class Thresholds:
         )
         for name, ok, rule in checks:
             if not ok:
-                raise SpecError(
+                raise InvalidSetting(
                     f"{name} must be {rule}, not {getattr(self, name)!r}",
                     where=f"thresholds.{name}",
                 )
         if self.fail < self.warn:
-            raise SpecError(
+            raise InvalidSetting(
                 f"fail ({self.fail}) must be >= warn ({self.warn})", where="thresholds.fail"
             )
 
