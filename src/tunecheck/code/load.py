@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from tunecheck.code.problems import CodeFormat, code_examples, default_fields, detect_format
-from tunecheck.core.config import FieldMap, as_field_map
+from tunecheck.core.config import FieldMap, FieldMapLike, as_field_map
 from tunecheck.examples import Example
 
 FormatChoice = Literal["auto", "humaneval", "mbpp", "plain"]
@@ -17,14 +17,14 @@ def code_field_map(
 ) -> tuple[CodeFormat, FieldMap]:
     """The format (detected when ``auto``) and its field mapping for a file's columns."""
     found = detect_format(columns, where) if fmt == "auto" else fmt
-    return found, FieldMap(**default_fields(found, columns))
+    return found, as_field_map(default_fields(found, columns))
 
 
 def load_code_examples(
     path: str | Path,
     fmt: FormatChoice = "auto",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     show_tests: bool = True,
 ) -> list[Example]:
     """Every problem of a HumanEval, MBPP or plain file; errors name the example at fault."""
@@ -42,7 +42,7 @@ def load_locked_code_examples(
     split: str,
     fmt: FormatChoice = "auto",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     show_tests: bool = True,
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,

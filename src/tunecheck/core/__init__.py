@@ -8,8 +8,10 @@ from __future__ import annotations
 from tunecheck.core.config import (
     CodeSettings,
     FieldMap,
+    FieldMapLike,
     InvalidSetting,
     Parser,
+    ParserLike,
     Thresholds,
     as_code_settings,
     as_field_map,
@@ -20,8 +22,10 @@ from tunecheck.core.config import (
 __all__ = [
     "CodeSettings",
     "FieldMap",
+    "FieldMapLike",
     "InvalidSetting",
     "Parser",
+    "ParserLike",
     "Thresholds",
     "as_code_settings",
     "as_field_map",

@@ -11,17 +11,19 @@ caller may pass either layer's object.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from tunecheck.errors import SpecError
 
 __all__ = [
     "CodeSettings",
     "FieldMap",
+    "FieldMapLike",
     "InvalidSetting",
     "Parser",
+    "ParserLike",
     "Thresholds",
     "as_code_settings",
     "as_field_map",
@@ -30,6 +32,39 @@ __all__ = [
 ]
 
 ParserMode = Literal["exact", "first"]
+CodeFormat = Literal["auto", "humaneval", "mbpp", "plain"]
+CodeExtract = Literal["auto", "fenced", "completion", "raw"]
+
+
+class ParserLike(Protocol):
+    """What a parser argument must offer: a :class:`Parser` or the spec's ``ParserSpec``."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def labels(self) -> Sequence[str] | None: ...
+    @property
+    def pattern(self) -> str | None: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def case_sensitive(self) -> bool: ...
+
+
+class FieldMapLike(Protocol):
+    """What a field-map argument must offer: a :class:`FieldMap` or the spec's ``FieldMap``
+    (converted on entry by :func:`as_field_map`, which keeps which fields were given)."""
+
+    @property
+    def input(self) -> str: ...
+    @property
+    def reference(self) -> str | None: ...
+    @property
+    def label(self) -> str | None: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def slices(self) -> str | Sequence[str] | None: ...
 
 
 class InvalidSetting(SpecError, ValueError):
@@ -177,8 +212,8 @@ class Thresholds:
 class CodeSettings:
     """A code task's settings (see :class:`tunecheck.spec.CodeSpec` for their meaning)."""
 
-    format: str = "auto"
-    extract: str = "auto"
+    format: CodeFormat = "auto"
+    extract: CodeExtract = "auto"
     timeout: float = 10.0
     memory_mb: int | None = 1024
     workers: int | None = None

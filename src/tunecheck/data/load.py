@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from tunecheck.core.config import FieldMap, as_field_map
+from tunecheck.core.config import FieldMapLike, as_field_map
 from tunecheck.data.formats import Quoting, Table, read_table
 from tunecheck.errors import DataError
 from tunecheck.examples import Example, content_id
@@ -65,7 +65,7 @@ def row_ids(table: Table, id_field: str | None) -> list[str]:
     return ids
 
 
-def resolve_id_field(table: Table, fields: FieldMap | None) -> str | None:
+def resolve_id_field(table: Table, fields: FieldMapLike | None) -> str | None:
     """The id column to use: the mapped one when the file has it.
 
     The default mapping (``id``) falls back to content hashes when the file has no
@@ -82,7 +82,7 @@ def resolve_id_field(table: Table, fields: FieldMap | None) -> str | None:
 
 
 def examples_from_table(
-    table: Table, fields: FieldMap | None = None, ids: list[str] | None = None
+    table: Table, fields: FieldMapLike | None = None, ids: list[str] | None = None
 ) -> list[Example]:
     """Map the rows of ``table`` to examples (see :func:`load_examples`)."""
     fields = as_field_map(fields)
@@ -148,7 +148,7 @@ def examples_from_table(
 
 
 def load_examples(
-    path: str | Path, fields: FieldMap | None = None, *, quoting: Quoting = "auto"
+    path: str | Path, fields: FieldMapLike | None = None, *, quoting: Quoting = "auto"
 ) -> list[Example]:
     """Load a data file as examples.
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunecheck.core.config import FieldMap, as_field_map
+from tunecheck.core.config import FieldMap, FieldMapLike, as_field_map
 from tunecheck.data.contamination import Overlap, find_contamination
 from tunecheck.data.formats import Table, content_sha256, read_table, row_hash
 from tunecheck.data.load import examples_from_table, row_ids
@@ -233,7 +233,7 @@ def _ids_text(ids: list[str], limit: int = 10) -> str:
     return ", ".join(ids[:limit]) + more
 
 
-def _input_fields(lock: Lock, fields: FieldMap | None) -> FieldMap:
+def _input_fields(lock: Lock, fields: FieldMapLike | None) -> FieldMap:
     mapped = as_field_map(fields)
     name = mapped.input if "input" in mapped.given else None
     return FieldMap(
@@ -247,7 +247,7 @@ def verify_lock(
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,
     ngram: int = 13,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
 ) -> VerifyReport:
     """Check that the test split is exactly what was locked and does not overlap training data.
 
@@ -378,7 +378,7 @@ def load_locked_split(
     lock_path: str | Path,
     split: str = "test",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,
     ngram: int = 13,
@@ -394,10 +394,10 @@ def load_locked_split(
             where=str(lock.path),
             hint=f"evaluate one fold at a time, e.g. {lock.folder / lock.folds[0]}",
         )
-    fields = None if fields is None else as_field_map(fields)
-    if fields is not None and "id" in fields.given and fields.id != lock.id_field:
+    mapped = as_field_map(fields)
+    if "id" in mapped.given and mapped.id != lock.id_field:
         raise LockError(
-            f"the spec maps the id to {fields.id!r}, but the split was locked with id field {lock.id_field!r}",
+            f"the spec maps the id to {mapped.id!r}, but the split was locked with id field {lock.id_field!r}",
             where=str(lock.path),
             hint="drop `id` from the field mapping (the lock's ids are used) or re-split with the same --id-field",
         )
@@ -406,8 +406,8 @@ def load_locked_split(
         allow_overlap=allow_overlap,
         near_duplicate_threshold=near_duplicate_threshold,
         ngram=ngram,
-        fields=fields,
+        fields=mapped,
     )
     table = _read_split(lock, split)
-    mapping = as_field_map(fields).updated(id=lock.id_field)
+    mapping = mapped.updated(id=lock.id_field)
     return examples_from_table(table, mapping, ids=row_ids(table, lock.id_field)), report

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunecheck.core.config import Parser, as_code_settings, as_parser
+from tunecheck.core.config import ParserLike, as_code_settings, as_parser
 from tunecheck.examples import Example
 from tunecheck.metrics import (  # noqa: F401 - register metrics
     classification,
@@ -64,7 +64,7 @@ def score_outputs(
     metric_names: Sequence[str],
     outputs: Sequence[str | None],
     examples: Sequence[Example],
-    parser: Parser,
+    parser: ParserLike,
     *,
     json_schema: dict[str, Any] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from tunecheck.core.config import Parser
+from tunecheck.core.config import ParserLike
 from tunecheck.errors import SpecError
 
 _WS = re.compile(r"\s+")
@@ -116,7 +116,7 @@ def apply_regex(text: str, pattern: str) -> str | None:
     return found.group(1) if found.re.groups else found.group(0)
 
 
-def parse_output(text: str, parser: Parser, labels: Sequence[str] | None = None) -> Any:
+def parse_output(text: str, parser: ParserLike, labels: Sequence[str] | None = None) -> Any:
     """Apply ``parser`` to one output; ``None`` means invalid (no prediction).
 
     raw → the text; label → one of ``labels`` (``parser.labels`` wins over the task's);

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tunecheck.core.config import Parser, Thresholds
+from tunecheck.core.config import ParserLike, Thresholds
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
 from tunecheck.length import length_adjusted, length_stats, words_by_id
@@ -78,7 +78,7 @@ def evaluate_task(
     *,
     metrics: Sequence[str],
     primary_metric: str,
-    parser: Parser,
+    parser: ParserLike,
     candidate: str,
     baselines: Sequence[str],
     json_schema: dict[str, Any] | None = None,
@@ -283,7 +283,7 @@ def as_metric_scores(obj: Any, metric: str | None = None) -> MetricScores:
     per_example = np.asarray(obj.per_example, dtype=float)
     binary = bool(np.isin(per_example, (0.0, 1.0)).all())
     return MetricScores(
-        name=metric or getattr(obj, "metric", None) or getattr(obj, "name", "score"),
+        name=str(metric or getattr(obj, "metric", None) or getattr(obj, "name", "score")),
         value=float(per_example.mean()) if len(per_example) else float("nan"),
         per_example=per_example,
         example_ids=list(obj.example_ids),
