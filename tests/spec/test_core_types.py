@@ -63,9 +63,11 @@ def test_thresholds_refuse_what_the_spec_refuses(kwargs, where):
         parse_spec(spec + f"thresholds: {json.dumps(kwargs)}\n")
 
 
-def test_parser_mode_is_checked():
+def test_parser_mode_and_labels_are_checked():
     with pytest.raises(SpecError, match="exact' or 'first"):
         Parser(mode="last")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="list of labels"):  # not three labels y, e, s
+        Parser(type="label", labels="yes")  # type: ignore[arg-type]
 
 
 def test_field_map_remembers_what_was_given():

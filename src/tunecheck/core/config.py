@@ -72,10 +72,10 @@ class InvalidSetting(SpecError, ValueError):
     Python callers and for pydantic (a stored result with bad thresholds fails validation)."""
 
 
-def _strings(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
-    """A list given for a tuple field (a labels list from YAML) as an immutable tuple."""
+def _strings(value: Iterable[str] | str | None) -> str | tuple[str, ...] | None:
+    """A list given for a sequence field (from YAML or a caller) as an immutable tuple."""
     if value is None or isinstance(value, str):
-        return value  # type: ignore[return-value]
+        return value
     return tuple(value)
 
 
@@ -96,6 +96,11 @@ class Parser:
     case_sensitive: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.labels, str):
+            raise InvalidSetting(
+                f"parser labels must be a list of labels, not the string {self.labels!r}",
+                where="task.parser.labels",
+            )
         object.__setattr__(self, "labels", _strings(self.labels))
         if self.mode not in ("exact", "first"):
             raise InvalidSetting(
