@@ -20,7 +20,8 @@ TARGET_S = 10.0
 
 def _store_run(store, n: int, acc: float, seed: int, lock: str) -> str:
     from tunecheck.examples import Example
-    from tunecheck.results import RunResult, evaluate_task
+    from tunecheck.pipeline.scoring import evaluate_task
+    from tunecheck.results import RunResult
     from tunecheck.spec import ParserSpec
     from tunecheck.verdict import decide
 

@@ -21,7 +21,8 @@ TOKEN = "bench-viewer-token-0123456789"
 
 def _build(store, n: int) -> str:
     from tunecheck.examples import Example
-    from tunecheck.results import RunResult, evaluate_task
+    from tunecheck.pipeline.scoring import evaluate_task
+    from tunecheck.results import RunResult
     from tunecheck.spec import ParserSpec
 
     rng = random.Random(0)

@@ -14,8 +14,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from tunecheck.core.config import Thresholds
 from tunecheck.results import TaskResult, Verdict
-from tunecheck.spec import Thresholds
 
 #: (pattern in the error message, kind), first match wins
 ERROR_KINDS: list[tuple[re.Pattern[str], str]] = [

@@ -10,20 +10,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tunecheck.completeness import count_kinds
-from tunecheck.results import (
-    ProbeResult,
-    RunResult,
-    TaskResult,
-    Verdict,
-    adjust_probes,
-    evaluate_task,
-    probe_result,
-)
-from tunecheck.spec import ProbeSpec, Spec, Thresholds
+from tunecheck.core.config import Thresholds, as_thresholds
+from tunecheck.pipeline.scoring import adjust_probes, evaluate_task, probe_result
+from tunecheck.pipeline.state import RunState
+from tunecheck.results import ProbeResult, RunResult, TaskResult, Verdict
+from tunecheck.spec import ProbeSpec, Spec
 from tunecheck.verdict import decide
 
 if TYPE_CHECKING:
-    from tunecheck.runner import RunState
     from tunecheck.store import Store
     from tunecheck.verdict_context import VerdictContext
 
@@ -43,7 +37,7 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 outputs,
                 metrics=t.metrics,
                 primary_metric=t.primary_metric or t.metrics[0],
-                parser=t.parser,
+                parser=t.parser.to_core(),
                 candidate=spec.candidate or spec.contenders[-1].name,
                 baselines=baselines,
                 json_schema=t.json_schema,
@@ -56,7 +50,7 @@ def score_tasks(spec: Spec, state: RunState) -> list[TaskResult]:
                 n_resamples=spec.bootstrap,
                 seed=spec.seed,
                 samples={c.name: state.outputs[(c.name, t.name)].samples for c in spec.contenders},
-                code=t.code,
+                code=t.code.to_core() if t.code is not None else None,
                 extra_scores=judged.scores if judged else None,
                 extra_comparisons=judged.comparisons if judged else (),
             )
@@ -76,7 +70,7 @@ def final_verdict(
     :func:`~tunecheck.verdict_context.qualify` with what the numbers cannot see."""
     from tunecheck.verdict_context import VerdictContext, qualify
 
-    return qualify(decide(tasks, probes, thresholds), context or VerdictContext())
+    return qualify(decide(tasks, probes, as_thresholds(thresholds)), context or VerdictContext())
 
 
 def score_probes(
@@ -87,13 +81,14 @@ def score_probes(
     finetuned_name: str,
 ) -> list[ProbeResult]:
     """Paired base-vs-fine-tuned comparison per probe, Holm-corrected across probes."""
+    thresholds = spec.thresholds.to_core()
     results = [
         probe_result(
             ps.name,
             base.metric,
             base,
             ft,
-            spec.thresholds,
+            thresholds,
             seed=spec.seed,
             n_resamples=spec.bootstrap,
             base_name=base_name,
@@ -101,7 +96,7 @@ def score_probes(
         )
         for ps, base, ft in outcomes
     ]
-    return adjust_probes(results, spec.thresholds.alpha) if results else results
+    return adjust_probes(results, thresholds.alpha) if results else results
 
 
 def assemble_result(
@@ -139,7 +134,7 @@ def assemble_result(
         no_probes_reason=no_probes_reason,
         probe_pairing=probe_pairing,
     )
-    verdict = final_verdict(tasks, probes, spec.thresholds, context)
+    verdict = final_verdict(tasks, probes, spec.thresholds.to_core(), context)
     errors = [
         f"{out.contender} on {out.task}: {out.errors} request(s) failed after retries (not scored)"
         for out in state.outputs.values()
@@ -183,7 +178,7 @@ def assemble_result(
         spec_hash=spec.fingerprint(),
         lock_hash=lock_hash,
         candidate=spec.candidate,
-        thresholds=spec.thresholds,
+        thresholds=spec.thresholds.to_core(),
         tasks=tasks,
         probes=probes,
         verdict=verdict,

@@ -135,9 +135,9 @@ def run_kfold(
     from tunecheck.evaluate import assemble_result, score_tasks
     from tunecheck.models import load_model
     from tunecheck.models.cache import CachedModel
+    from tunecheck.pipeline.state import RunState
     from tunecheck.runner import (
         RunOutcome,
-        RunState,
         _model_key,
         check_guards,
         load_task,
@@ -289,7 +289,7 @@ def run_kfold(
 
 def _pool(spec: Spec, states: Sequence[Any], tasks: Sequence[Any]) -> Any:
     """One run state over all folds: examples and each contender's generations concatenated."""
-    from tunecheck.runner import ContenderOutputs, LoadedTask, RunState
+    from tunecheck.pipeline.state import ContenderOutputs, LoadedTask, RunState
 
     name = spec.tasks[0].name
     examples = [e for t in tasks for e in t.examples]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-# imported lazily: the spec module reads DEFAULT_PROBE_N, and metrics import the spec
+# for annotations only: the spec reads DEFAULT_PROBE_N, so importing this module stays light
 if TYPE_CHECKING:
     from tunecheck.metrics.base import MetricScores
     from tunecheck.probes.base import Probe

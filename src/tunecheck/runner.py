@@ -8,27 +8,18 @@ makes no model calls, and changing only metrics or thresholds generates nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from tunecheck.errors import GuardError, TunecheckError
-from tunecheck.examples import Example
-from tunecheck.models.base import Generation, Model
+from tunecheck.models.base import Model
+from tunecheck.pipeline.progress import make_progress, progress_task
+from tunecheck.pipeline.state import ContenderOutputs, LoadedTask, RunState
 from tunecheck.requests import contender_requests
 from tunecheck.spec import ContenderSpec, Spec, TaskSpec
 from tunecheck.store import Store, open_store
@@ -47,111 +38,6 @@ class RunOptions:
     run_id: str | None = None
     tracking: Any = None
     """a :class:`~tunecheck.spec.TrackingSpec` used instead of the spec's ``tracking:``"""
-
-
-@dataclass
-class LoadedTask:
-    """A task's examples after the lock was verified."""
-
-    spec: TaskSpec
-    examples: list[Example]
-    lock_hash: str | None = None
-    verify_report: dict[str, Any] | None = None
-
-
-@dataclass
-class ContenderOutputs:
-    """What one contender produced on one task, aligned with the task's examples."""
-
-    contender: str
-    task: str
-    generations: list[Generation]
-
-    @property
-    def texts(self) -> list[str | None]:
-        """Generated text per example; ``None`` where the backend failed (never scored as wrong)."""
-        return [g.text if g.ok else None for g in self.generations]
-
-    @property
-    def samples(self) -> list[list[str] | None]:
-        """Every sample per example (``n`` > 1 draws several); ``None`` where the backend failed."""
-        return [list(g.texts) if g.ok else None for g in self.generations]
-
-    @property
-    def errors(self) -> int:
-        return sum(not g.ok for g in self.generations)
-
-    @property
-    def completion_tokens(self) -> list[int | None]:
-        """Output length in model tokens per example (of the text scored), where reported."""
-        out: list[int | None] = []
-        for g in self.generations:
-            if not g.ok:
-                out.append(None)
-            elif len(g.texts) > 1:  # several samples: the count of the first, if known
-                per_sample = (g.meta or {}).get("sample_completion_tokens")
-                out.append(int(per_sample[0]) if per_sample else None)
-            else:
-                out.append(g.completion_tokens)
-        return out
-
-
-@dataclass
-class RunState:
-    """Everything a run produced, before it is turned into a result."""
-
-    run_id: str
-    tasks: list[LoadedTask] = field(default_factory=list)
-    outputs: dict[tuple[str, str], ContenderOutputs] = field(default_factory=dict)
-    model_calls: int = 0
-    #: task name -> what the LLM judge concluded (tunecheck.judge.stage.JudgeOutcome)
-    judge: dict[str, Any] = field(default_factory=dict)
-    #: judge key -> cached judge model, opened (lazily) before any generation
-    judge_models: dict[str, Any] = field(default_factory=dict)
-    fingerprints: dict[str, str] = field(default_factory=dict)
-    """contender -> content fingerprint of its model (recorded in the result)"""
-
-
-# --------------------------------------------------------------------------- progress
-
-
-def make_progress(console: Console | None = None, *, enabled: bool = True) -> Progress:
-    """The rich progress display used by every long stage: count, rate and ETA."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("[cyan]{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
-
-
-@contextmanager
-def progress_task(
-    progress: Progress, description: str, total: int
-) -> Iterator[Callable[[int], None]]:
-    """A progress callback for a backend: ``advance(n)`` as requests finish."""
-    task_id = progress.add_task(description, total=total, rate="")
-    start = time.perf_counter()
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        progress.update(task_id, advance=n, rate=f"{done / elapsed:.1f}/s")
-
-    try:
-        yield advance
-    finally:
-        progress.update(task_id, completed=total)
 
 
 # --------------------------------------------------------------------------- stages

@@ -2,8 +2,8 @@
 
 Each replicate draws per-example correctness for the baseline and the candidate on the
 task, and for the base and fine-tuned model on every probe, then goes through exactly the
-functions a run uses: :func:`~tunecheck.results.evaluate_task` →
-:func:`~tunecheck.results.probe_result` → :func:`~tunecheck.results.adjust_probes` →
+functions a run uses: :func:`~tunecheck.pipeline.scoring.evaluate_task` →
+:func:`~tunecheck.pipeline.scoring.probe_result` → :func:`~tunecheck.pipeline.scoring.adjust_probes` →
 :func:`~tunecheck.evaluate.final_verdict` (``decide`` plus the context qualifiers). The
 share of DEPLOY / ITERATE / ABANDON over the replicates estimates how often the verdict
 is right or wrong when the truth is known; each share comes with a Wilson interval of its
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from tunecheck.core.config import Parser, Thresholds, as_thresholds
 from tunecheck.errors import TunecheckError
 from tunecheck.probe_rules import DEFAULT_PROBE_N
-from tunecheck.spec import ParserSpec, Thresholds
 
 DECISIONS = ("DEPLOY", "ITERATE", "ABANDON")
 
@@ -185,15 +185,15 @@ def run_scenario(
     """Simulate ``reps`` runs of ``scenario`` through the real decision code."""
     from tunecheck.evaluate import final_verdict
     from tunecheck.examples import Example
+    from tunecheck.pipeline.scoring import adjust_probes, evaluate_task, probe_result
     from tunecheck.probes.base import outcome
-    from tunecheck.results import adjust_probes, evaluate_task, probe_result
     from tunecheck.verdict_context import VerdictContext
 
-    thresholds = thresholds or Thresholds()
+    thresholds = as_thresholds(thresholds)
     if reps < 1:
         raise SimulationError("reps must be at least 1", where="reps")
     examples = [Example(id=f"t{i}", input=f"q{i}", reference="yes") for i in range(scenario.task_n)]
-    parser = ParserSpec()
+    parser = Parser()
     probe_ids = [[f"p{k}-{i}" for i in range(ps.n)] for k, ps in enumerate(scenario.probes)]
     context = VerdictContext()
     counts = dict.fromkeys(DECISIONS, 0)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from tunecheck import core
 from tunecheck.errors import SpecError
 from tunecheck.judge.config import JudgeSpec, check_task_metrics
 from tunecheck.probe_rules import DEFAULT_PROBE_N
@@ -85,6 +86,11 @@ class FieldMap(_Strict):
     id: str | None = "id"
     slices: str | list[str] | None = None
 
+    def to_core(self) -> core.FieldMap:
+        """The core :class:`~tunecheck.core.FieldMap`, remembering which fields were written."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return core.FieldMap(**values, given=self.model_fields_set)
+
 
 class ParserSpec(_Strict):
     """How generated text becomes a prediction (see :mod:`tunecheck.metrics.parsers`)."""
@@ -94,6 +100,10 @@ class ParserSpec(_Strict):
     pattern: str | None = None
     mode: Literal["exact", "first"] = "first"
     case_sensitive: bool = False
+
+    def to_core(self) -> core.Parser:
+        """The core :class:`~tunecheck.core.Parser` the metrics read."""
+        return core.Parser(**{name: getattr(self, name) for name in type(self).model_fields})
 
 
 class CodeSpec(_Strict):
@@ -112,6 +122,10 @@ class CodeSpec(_Strict):
     workers: int | None = Field(None, ge=1)
     site_packages: bool = Field(False, description="let programs import installed packages")
     show_tests: bool = Field(True, description="MBPP: list the asserts in the prompt")
+
+    def to_core(self) -> core.CodeSettings:
+        """The core :class:`~tunecheck.core.CodeSettings` the pass@k metrics read."""
+        return core.CodeSettings(**{n: getattr(self, n) for n in type(self).model_fields})
 
 
 PASS_AT_K = re.compile(r"^pass@([1-9][0-9]*)$")
@@ -260,6 +274,10 @@ class Thresholds(_Strict):
         if self.fail < self.warn:
             raise ValueError(f"fail ({self.fail}) must be >= warn ({self.warn})")
         return self
+
+    def to_core(self) -> core.Thresholds:
+        """The core :class:`~tunecheck.core.Thresholds` the verdict and the probes read."""
+        return core.Thresholds(**{name: getattr(self, name) for name in type(self).model_fields})
 
 
 class MlflowSpec(_Strict):

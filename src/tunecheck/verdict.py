@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 from tunecheck.completeness import dropped_reasons, incomplete_verdict
+from tunecheck.core.config import Thresholds
 from tunecheck.results import ProbeResult, TaskResult, Verdict
-from tunecheck.spec import Thresholds
 
 Decision = Literal["DEPLOY", "ITERATE", "ABANDON"]
 _SEVERITY = {"DEPLOY": 0, "ITERATE": 1, "ABANDON": 2}

@@ -11,7 +11,7 @@ from tunecheck.code import estimate_pass_at_k, pass_at_k
 from tunecheck.code.load import load_code_examples
 from tunecheck.errors import SpecError, TunecheckError
 from tunecheck.metrics import METRICS, score_outputs
-from tunecheck.results import evaluate_task
+from tunecheck.pipeline.scoring import evaluate_task
 from tunecheck.spec import CodeSpec, ParserSpec
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "code"

@@ -28,7 +28,8 @@ def pg_url():
 
 def _store_run(store, acc: float, seed: int, n: int = 300) -> str:
     from tunecheck.examples import Example
-    from tunecheck.results import RunResult, evaluate_task
+    from tunecheck.pipeline.scoring import evaluate_task
+    from tunecheck.results import RunResult
     from tunecheck.spec import ParserSpec, Thresholds
     from tunecheck.verdict import decide
 

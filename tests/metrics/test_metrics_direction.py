@@ -7,7 +7,7 @@ import pytest
 
 from tunecheck.examples import Example
 from tunecheck.metrics import METRIC_INFO, MetricScores, higher_is_better, metric, score_outputs
-from tunecheck.results import evaluate_task, probe_result, probe_status
+from tunecheck.pipeline.scoring import evaluate_task, probe_result, probe_status
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.training.curves import _direction
 from tunecheck.verdict import decide

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from tunecheck.examples import Example
 from tunecheck.length import count_tokens, length_stats, ols_hc3
+from tunecheck.pipeline.scoring import evaluate_task
 from tunecheck.report import render_json, render_markdown, render_terminal
-from tunecheck.results import RunResult, evaluate_task
+from tunecheck.results import RunResult
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.verdict import decide
 

@@ -12,8 +12,9 @@ from rich.console import Console
 from tunecheck.errors import GuardError, TunecheckError
 from tunecheck.examples import Example
 from tunecheck.metrics import MetricScores
+from tunecheck.pipeline.scoring import adjust_probes, evaluate_task, probe_result, probe_status
 from tunecheck.report import json_schema, load_json, render_json, render_markdown, render_terminal
-from tunecheck.results import RunResult, adjust_probes, evaluate_task, probe_result, probe_status
+from tunecheck.results import RunResult
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.verdict import decide, exit_code
 

@@ -6,8 +6,9 @@ import pytest
 
 from tunecheck.completeness import count_kinds, error_kind
 from tunecheck.examples import Example
+from tunecheck.pipeline.scoring import evaluate_task
 from tunecheck.report import render_markdown
-from tunecheck.results import RunResult, evaluate_task
+from tunecheck.results import RunResult
 from tunecheck.spec import ParserSpec, Thresholds
 from tunecheck.verdict import decide, exit_code
 

@@ -117,7 +117,7 @@ def test_import_pairs_real_lm_eval_runs_per_document(lm_eval_runs):
 
 
 def test_import_feeds_the_regression_table(lm_eval_runs):
-    from tunecheck.results import probe_result
+    from tunecheck.pipeline.scoring import probe_result
     from tunecheck.spec import Thresholds
 
     _, base_dir, ft_dir, _ = lm_eval_runs

@@ -13,8 +13,8 @@ import pytest
 
 from tunecheck.models.base import GenerationParams
 from tunecheck.models.hf import HFModel
+from tunecheck.pipeline.scoring import probe_result
 from tunecheck.probes import build_probe, run_probe
-from tunecheck.results import probe_result
 from tunecheck.spec import ProbeSpec, Thresholds
 
 REFUSAL = "Sorry, I cannot help with that."

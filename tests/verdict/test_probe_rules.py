@@ -8,10 +8,10 @@ from scipy.stats import bootstrap
 
 from tunecheck.metrics import MetricScores
 from tunecheck.metrics.base import ClassCodes
+from tunecheck.pipeline.scoring import adjust_probes, probe_result
 from tunecheck.probe_rules import chance_level, gate, informativeness, relative_interval
 from tunecheck.probes import build_probe
 from tunecheck.probes.base import outcome
-from tunecheck.results import adjust_probes, probe_result
 from tunecheck.spec import ProbeSpec, Thresholds
 from tunecheck.verdict import decide
 

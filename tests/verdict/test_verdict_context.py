@@ -140,7 +140,7 @@ def _sliced_task():
         return ["vip" if i % 3 == 0 else "faq" if i % 3 == 1 else "misc"]
 
     from tunecheck.examples import Example
-    from tunecheck.results import evaluate_task
+    from tunecheck.pipeline.scoring import evaluate_task
     from tunecheck.spec import ParserSpec
 
     n = 300
@@ -208,7 +208,7 @@ def test_a_run_reads_must_not_regress_and_states_its_context_end_to_end():
     """``assemble_result`` (the run's last step) with must_not_regress, a weak baseline, no probes."""
     from tunecheck.evaluate import assemble_result
     from tunecheck.models.base import Generation
-    from tunecheck.runner import ContenderOutputs, LoadedTask, RunState
+    from tunecheck.pipeline.state import ContenderOutputs, LoadedTask, RunState
 
     task = _sliced_task()
     spec = parse_spec(

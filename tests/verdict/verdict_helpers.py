@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tunecheck.examples import Example
-from tunecheck.results import evaluate_task
+from tunecheck.pipeline.scoring import evaluate_task
 from tunecheck.spec import ParserSpec
 
 

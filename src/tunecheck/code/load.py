@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from tunecheck.code.problems import CodeFormat, code_examples, default_fields, detect_format
+from tunecheck.core.config import FieldMap, FieldMapLike, as_field_map
 from tunecheck.examples import Example
-
-if TYPE_CHECKING:
-    from tunecheck.spec import FieldMap
 
 FormatChoice = Literal["auto", "humaneval", "mbpp", "plain"]
 
@@ -18,17 +16,15 @@ def code_field_map(
     columns: list[str], fmt: FormatChoice, where: str
 ) -> tuple[CodeFormat, FieldMap]:
     """The format (detected when ``auto``) and its field mapping for a file's columns."""
-    from tunecheck.spec import FieldMap
-
     found = detect_format(columns, where) if fmt == "auto" else fmt
-    return found, FieldMap(**default_fields(found, columns))
+    return found, as_field_map(default_fields(found, columns))
 
 
 def load_code_examples(
     path: str | Path,
     fmt: FormatChoice = "auto",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     show_tests: bool = True,
 ) -> list[Example]:
     """Every problem of a HumanEval, MBPP or plain file; errors name the example at fault."""
@@ -46,7 +42,7 @@ def load_locked_code_examples(
     split: str,
     fmt: FormatChoice = "auto",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     show_tests: bool = True,
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,
@@ -58,11 +54,11 @@ def load_locked_code_examples(
     lk = read_lock(lock)
     split_path = lk.split_path(split)
     found, mapping = code_field_map(read_table(split_path).columns, fmt, str(split_path))
-    mapping = fields or mapping
+    mapping = mapping if fields is None else as_field_map(fields)
     examples, report = load_locked_split(
         lock,
         split=split,
-        fields=mapping.model_copy(update={"id": lk.id_field}),
+        fields=mapping.updated(id=lk.id_field),
         allow_overlap=allow_overlap,
         near_duplicate_threshold=near_duplicate_threshold,
     )

@@ -91,6 +91,6 @@ def check_lock_references(lock_path: str | Path, split: str = "test") -> Referen
         return None  # not code rows: nothing to check
     if mapping.reference is None:
         return ReferenceReport(str(path), 0, len(table.rows))
-    mapping = mapping.model_copy(update={"id": lock.id_field})
+    mapping = mapping.updated(id=lock.id_field)
     examples = examples_from_table(table, mapping, ids=row_ids(table, lock.id_field))
     return check_references(code_examples(examples, fmt, str(path)), str(path))

@@ -6,10 +6,10 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from tunecheck.core.config import FieldMapLike, as_field_map
 from tunecheck.data.formats import Quoting, Table, read_table
 from tunecheck.errors import DataError
 from tunecheck.examples import Example, content_id
-from tunecheck.spec import FieldMap
 
 
 def missing_column(table: Table, name: str, role: str, hint: str | None = None) -> DataError:
@@ -65,33 +65,33 @@ def row_ids(table: Table, id_field: str | None) -> list[str]:
     return ids
 
 
-def resolve_id_field(table: Table, fields: FieldMap | None) -> str | None:
+def resolve_id_field(table: Table, fields: FieldMapLike | None) -> str | None:
     """The id column to use: the mapped one when the file has it.
 
     The default mapping (``id``) falls back to content hashes when the file has no
     ``id`` column; an explicitly mapped id column must exist.
     """
-    fields = fields or FieldMap()
+    fields = as_field_map(fields)
     if fields.id is None:
         return None
     if fields.id in table.columns:
         return fields.id
-    if "id" in fields.model_fields_set:
+    if "id" in fields.given:
         raise missing_column(table, fields.id, "id")
     return None
 
 
 def examples_from_table(
-    table: Table, fields: FieldMap | None = None, ids: list[str] | None = None
+    table: Table, fields: FieldMapLike | None = None, ids: list[str] | None = None
 ) -> list[Example]:
     """Map the rows of ``table`` to examples (see :func:`load_examples`)."""
-    fields = fields or FieldMap()
+    fields = as_field_map(fields)
     if fields.input not in table.columns:
         raise missing_column(table, fields.input, "input")
     id_field = resolve_id_field(table, fields)
     ref_field = fields.reference
     if ref_field is not None and ref_field not in table.columns:
-        if "reference" in fields.model_fields_set:
+        if "reference" in fields.given:
             raise missing_column(table, ref_field, "reference")
         ref_field = None  # the default `reference` column is optional
     if fields.label is not None and fields.label not in table.columns:
@@ -148,11 +148,12 @@ def examples_from_table(
 
 
 def load_examples(
-    path: str | Path, fields: FieldMap | None = None, *, quoting: Quoting = "auto"
+    path: str | Path, fields: FieldMapLike | None = None, *, quoting: Quoting = "auto"
 ) -> list[Example]:
     """Load a data file as examples.
 
-    ``fields`` maps columns to roles (default: ``input``, ``reference``, ``id``).
+    ``fields`` maps columns to roles (default: ``input``, ``reference``, ``id``): a
+    :class:`~tunecheck.core.FieldMap` or the spec's ``FieldMap``.
     Ids come from the id column, else :func:`~tunecheck.examples.content_id` of
     the row; duplicates are refused. Columns not mapped go to ``Example.meta``.
     """

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunecheck.core.config import FieldMap, FieldMapLike, as_field_map
 from tunecheck.data.contamination import Overlap, find_contamination
 from tunecheck.data.formats import Table, content_sha256, read_table, row_hash
 from tunecheck.data.load import examples_from_table, row_ids
 from tunecheck.errors import LockError
 from tunecheck.examples import Example
-from tunecheck.spec import FieldMap
 
 LOCK_NAME = "tunecheck.lock.json"
 LOCK_VERSION = 1
@@ -233,8 +233,9 @@ def _ids_text(ids: list[str], limit: int = 10) -> str:
     return ", ".join(ids[:limit]) + more
 
 
-def _input_fields(lock: Lock, fields: FieldMap | None) -> FieldMap:
-    name = fields.input if fields is not None and "input" in fields.model_fields_set else None
+def _input_fields(lock: Lock, fields: FieldMapLike | None) -> FieldMap:
+    mapped = as_field_map(fields)
+    name = mapped.input if "input" in mapped.given else None
     return FieldMap(
         input=name or lock.input_field or "input", reference=None, id=lock.id_field, label=None
     )
@@ -246,7 +247,7 @@ def verify_lock(
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,
     ngram: int = 13,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
 ) -> VerifyReport:
     """Check that the test split is exactly what was locked and does not overlap training data.
 
@@ -377,7 +378,7 @@ def load_locked_split(
     lock_path: str | Path,
     split: str = "test",
     *,
-    fields: FieldMap | None = None,
+    fields: FieldMapLike | None = None,
     allow_overlap: bool = False,
     near_duplicate_threshold: float = 0.5,
     ngram: int = 13,
@@ -393,9 +394,10 @@ def load_locked_split(
             where=str(lock.path),
             hint=f"evaluate one fold at a time, e.g. {lock.folder / lock.folds[0]}",
         )
-    if fields is not None and "id" in fields.model_fields_set and fields.id != lock.id_field:
+    mapped = as_field_map(fields)
+    if "id" in mapped.given and mapped.id != lock.id_field:
         raise LockError(
-            f"the spec maps the id to {fields.id!r}, but the split was locked with id field {lock.id_field!r}",
+            f"the spec maps the id to {mapped.id!r}, but the split was locked with id field {lock.id_field!r}",
             where=str(lock.path),
             hint="drop `id` from the field mapping (the lock's ids are used) or re-split with the same --id-field",
         )
@@ -404,8 +406,8 @@ def load_locked_split(
         allow_overlap=allow_overlap,
         near_duplicate_threshold=near_duplicate_threshold,
         ngram=ngram,
-        fields=fields,
+        fields=mapped,
     )
     table = _read_split(lock, split)
-    mapping = (fields or FieldMap()).model_copy(update={"id": lock.id_field})
+    mapping = mapped.updated(id=lock.id_field)
     return examples_from_table(table, mapping, ids=row_ids(table, lock.id_field)), report

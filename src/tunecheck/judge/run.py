@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from tunecheck.models.base import Model
-    from tunecheck.runner import RunState
+    from tunecheck.pipeline.state import RunState
     from tunecheck.spec import Spec
     from tunecheck.store import Store
 
@@ -87,7 +87,7 @@ def open_judges(spec: Spec, store: Store) -> dict[str, Model]:
 
 def run_judges(state: RunState, spec: Spec, store: Store, progress: Progress) -> None:
     """Judge every task that has a ``judge:`` block; outcomes go to ``state.judge``."""
-    from tunecheck.runner import progress_task
+    from tunecheck.pipeline.progress import progress_task
 
     models = state.judge_models or open_judges(spec, store)
     for idx, loaded in enumerate(state.tasks):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunecheck.core.config import ParserLike, as_code_settings, as_parser
 from tunecheck.examples import Example
 from tunecheck.metrics import (  # noqa: F401 - register metrics
     answers,
@@ -40,7 +41,6 @@ from tunecheck.metrics.base import (
 )
 from tunecheck.metrics.classification import task_labels
 from tunecheck.metrics.options import check_references, validate_options
-from tunecheck.spec import ParserSpec
 
 CLASSIFICATION_METRICS = frozenset({"accuracy", "macro_f1"})
 
@@ -66,7 +66,7 @@ def score_outputs(
     metric_names: Sequence[str],
     outputs: Sequence[str | None],
     examples: Sequence[Example],
-    parser: ParserSpec,
+    parser: ParserLike,
     *,
     json_schema: dict[str, Any] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -79,7 +79,8 @@ def score_outputs(
     ``outputs[i]`` answers ``examples[i]``; ``None`` means the backend errored for
     that example: it is left out of scoring (never counted as wrong) and counted in
     ``details["errors"]``. ``samples[i]`` (optional) holds every sample drawn for
-    ``examples[i]`` (pass@k scores all of them); ``code`` is the task's code settings. The class list of classification metrics comes from the
+    ``examples[i]`` (pass@k scores all of them); ``code`` is the task's code settings.
+    ``parser`` and ``code`` may be the core types or the spec's models (converted here). The class list of classification metrics comes from the
     parser's labels or from *all* examples, so every contender is coded alike.
     ``options`` maps a metric name to its options (validated against the metric's
     options model; errors name ``where``). Each score carries its metric's direction.
@@ -92,7 +93,8 @@ def score_outputs(
         for name in metric_names
     }
     check_references(metric_names, examples, where=where)
-    labels = parser.labels
+    parser = as_parser(parser)
+    labels = list(parser.labels) if parser.labels is not None else None
     if labels is None and (
         parser.type == "label" or CLASSIFICATION_METRICS.intersection(metric_names)
     ):
@@ -106,7 +108,7 @@ def score_outputs(
         json_schema=json_schema,
         all_examples=examples,
         samples=None if samples is None else [list(samples[i] or []) for i in kept],
-        code=code,
+        code=None if code is None else as_code_settings(code),
     )
     errors = len(outputs) - len(kept)
     results: dict[str, MetricScores] = {}

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
+from tunecheck.core.config import Parser
 from tunecheck.examples import Example
 from tunecheck.registry import Registry
-from tunecheck.spec import ParserSpec
 
 MetricKind = Literal["binary", "continuous", "corpus"]
 
@@ -190,7 +190,7 @@ def corpus_value(per_example: np.ndarray, corpus: ClassCodes | AdditiveStats | N
 class ScoringContext:
     """What a metric may need besides outputs and examples; parsed values are cached here."""
 
-    parser: ParserSpec
+    parser: Parser
     labels: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
@@ -200,7 +200,7 @@ class ScoringContext:
     all_examples: Sequence[Example] = ()
     #: every sample per scored example (``n`` > 1), aligned with the outputs; ``None``: just those
     samples: list[list[str]] | None = None
-    #: the task's code settings (a ``CodeSpec``) for metrics that execute code
+    #: the task's code settings (:class:`~tunecheck.core.CodeSettings`) for metrics that run code
     code: Any = None
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -1,6 +1,6 @@
 """Turn generated text into a prediction: a label, a number, a JSON value or a string.
 
-Configured by :class:`tunecheck.spec.ParserSpec` (``type``: raw, label, json,
+Configured by :class:`tunecheck.core.Parser` (``type``: raw, label, json,
 number, regex). Every parser returns ``None`` when the text yields no valid
 prediction; the metrics score that as wrong and count it as *invalid*.
 """
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from tunecheck.core.config import ParserLike
 from tunecheck.errors import SpecError
 from tunecheck.metrics.numbers import parse_number
-from tunecheck.spec import ParserSpec
 
 _WS = re.compile(r"\s+")
 # what may wrap an answer without changing it: quotes, brackets, trailing full stops...
@@ -96,7 +96,7 @@ def apply_regex(text: str, pattern: str) -> str | None:
     return found.group(1) if found.re.groups else found.group(0)
 
 
-def parse_output(text: str, parser: ParserSpec, labels: Sequence[str] | None = None) -> Any:
+def parse_output(text: str, parser: ParserLike, labels: Sequence[str] | None = None) -> Any:
     """Apply ``parser`` to one output; ``None`` means invalid (no prediction).
 
     raw → the text; label → one of ``labels`` (``parser.labels`` wins over the task's);

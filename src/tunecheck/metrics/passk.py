@@ -19,6 +19,7 @@ import numpy as np
 from tunecheck.code.execute import SampleRun, make_sandbox, run_samples
 from tunecheck.code.passk import pass_at_k
 from tunecheck.code.problems import problem_of
+from tunecheck.core.config import as_code_settings
 from tunecheck.errors import SpecError
 from tunecheck.examples import Example
 from tunecheck.metrics.base import METRICS, MetricFn, MetricScores, ScoringContext
@@ -27,9 +28,7 @@ from tunecheck.metrics.base import METRICS, MetricFn, MetricScores, ScoringConte
 def _executions(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
 ) -> list[list[SampleRun]]:
-    from tunecheck.spec import CodeSpec
-
-    code = ctx.code or CodeSpec()
+    code = as_code_settings(ctx.code)
     problems = [problem_of(ex) for ex in examples]
     samples = ctx.samples if ctx.samples is not None else [[o] for o in outputs]
     with make_sandbox(
