@@ -64,7 +64,7 @@ def load_task(
             allow_overlap=allow_overlap or task.allow_overlap,
             near_duplicate_threshold=task.near_duplicate_threshold,
         )
-        report = verify.to_dict() if hasattr(verify, "to_dict") else dict(verify)
+        report = verify.to_dict()
         lock_hash = report.get("lock_sha256") or report.get("lock_hash")
     else:
         examples = load_examples(task.data, task.fields)
@@ -424,12 +424,13 @@ def run_probes(
             continue
         if pair is None:
             continue
+        base_model, candidate_model = pair
         probe = build_probe(probe_spec, seed=spec.seed)
         chance = chance_level(probe)
         with progress_task(
             progress, f"probe {probe_spec.name} · {plan.base_name}", len(probe.examples)
         ) as advance:
-            base_out = run_probe(probe, plan.base, progress=advance)
+            base_out = run_probe(probe, base_model, progress=advance)
         with progress_task(
             progress, f"probe {probe_spec.name} · {spec.candidate}", len(probe.examples)
         ) as advance:
@@ -438,7 +439,7 @@ def run_probes(
 
                 ft_out = run_probe_by_fold(probe, plan.fold_candidates, progress=advance)
             else:
-                ft_out = run_probe(probe, plan.candidate, progress=advance)
+                ft_out = run_probe(probe, candidate_model, progress=advance)
         for out in (base_out, ft_out):
             out.details["chance"] = chance
         outcomes.append((probe_spec, base_out, ft_out))

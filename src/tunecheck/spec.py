@@ -516,9 +516,9 @@ def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = Non
         messages = []
         for e in err.errors():
             loc = tuple(e["loc"])
-            line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+            at = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
             field = ".".join(str(p) for p in loc) or "(top level)"
-            where = f"{source}:{line}" if line else source
+            where = f"{source}:{at}" if at else source
             msg = e["msg"]
             if e["type"] == "extra_forbidden":
                 known = _known_fields(Spec, loc)

@@ -200,9 +200,10 @@ def guess_input_field(table: Table, exclude: set[str | None] = frozenset()) -> s
         if col in exclude:
             continue
         values = [r.get(col) for r in sample]
-        if not all(isinstance(v, str) for v in values):
+        texts = [v for v in values if isinstance(v, str)]
+        if len(texts) != len(values):
             continue
-        mean = sum(len(v) for v in values) / max(len(values), 1)
+        mean = sum(len(v) for v in texts) / max(len(texts), 1)
         if mean > best_len:
             best, best_len = col, mean
     return best

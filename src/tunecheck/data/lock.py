@@ -327,7 +327,7 @@ def verify_lock(
     examples = {
         name: examples_from_table(t, field_map, ids=ids[name]) for name, t in tables.items()
     }
-    overlaps: list[Overlap] = []
+    overlaps = []
     for other in ("train", "val"):
         if other in examples:
             overlaps += find_contamination(

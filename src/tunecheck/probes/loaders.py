@@ -31,6 +31,7 @@ from tunecheck.errors import DataError
 from tunecheck.examples import Example
 from tunecheck.metrics.answers import LETTERS
 from tunecheck.metrics.numbers import parse_number
+from tunecheck.probes.base import Scoring
 from tunecheck.registry import Registry
 
 Row = dict[str, Any]
@@ -43,7 +44,7 @@ class BenchmarkFormat:
 
     name: str
     parse_row: RowParser
-    scoring: str
+    scoring: Scoring
     metric: str
     required: tuple[frozenset[str], ...]  # any one of these field sets identifies the format
 
@@ -52,7 +53,7 @@ formats: Registry[BenchmarkFormat] = Registry("benchmark format")
 
 
 def _register(
-    name: str, scoring: str, metric: str, *required: Iterable[str]
+    name: str, scoring: Scoring, metric: str, *required: Iterable[str]
 ) -> Callable[[RowParser], RowParser]:
     def decorate(fn: RowParser) -> RowParser:
         formats.register(name)(

@@ -90,7 +90,7 @@ def build_probe(spec: ProbeSpec, *, seed: int) -> Probe:
         run_opts.setdefault("max_new_tokens", SOURCE_MAX_NEW_TOKENS[fmt.name])
     return Probe(
         spec.name, examples, fmt.scoring, metric, spec.mode, f"{fmt.name}:{spec.path}", run_opts
-    )  # type: ignore[arg-type]
+    )
 
 
 def _check_metric(scoring_kind: str, metric: str, where: str) -> None:

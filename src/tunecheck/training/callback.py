@@ -21,6 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from transformers import Trainer, TrainerCallback
@@ -223,7 +224,7 @@ class TunecheckCallback(TrainerCallback):
         """The Trainer whose callback handler holds this callback (found on the call stack)."""
         if self._trainer is not None:
             return self._trainer
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             obj = frame.f_locals.get("self")
             if isinstance(obj, Trainer) and self in getattr(obj.callback_handler, "callbacks", []):

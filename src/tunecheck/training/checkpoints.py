@@ -207,9 +207,8 @@ def rank_checkpoints(
     scores.sort(key=lambda s: ((-1 if higher else 1) * s.metrics[metric], s.step))
     for i, s in enumerate(scores, 1):
         s.rank = i
-    lowest = min(
-        (s for s in scores if s.eval_loss is not None), key=lambda s: s.eval_loss, default=None
-    )
+    with_loss = [(s.eval_loss, s) for s in scores if s.eval_loss is not None]
+    lowest = min(with_loss, key=lambda pair: pair[0], default=(None, None))[1]
     notes = []
     if lowest is not None and lowest.checkpoint != scores[0].checkpoint:
         notes.append(
