@@ -41,6 +41,8 @@ CORE = (
     "tunecheck.data.load",
     "tunecheck.data.lock",
     "tunecheck.pipeline.scoring",
+    "tunecheck.requests",
+    "tunecheck.task",
 )
 #: the YAML boundary: what the core must not import
 SPEC_MODULES = ("tunecheck.spec", "tunecheck.spec_yaml")

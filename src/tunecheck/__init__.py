@@ -33,6 +33,7 @@ _EXPORTS = {
     "RunResult": "tunecheck.results",
     "Verdict": "tunecheck.results",
     "Example": "tunecheck.examples",
+    "Task": "tunecheck.task",
     "metric": "tunecheck.metrics",
     "MetricScores": "tunecheck.metrics",
     "backend": "tunecheck.models",
@@ -51,6 +52,7 @@ __all__ = [  # noqa: RUF022 - grouped as _EXPORTS
     "RunResult",
     "Verdict",
     "Example",
+    "Task",
     "metric",
     "MetricScores",
     "backend",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from tunecheck.results import RunResult, Verdict
     from tunecheck.runner import RunOptions, RunOutcome, run
     from tunecheck.spec import Spec, load_spec
+    from tunecheck.task import Task
 
 
 def __getattr__(name: str) -> Any:

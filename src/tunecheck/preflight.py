@@ -346,7 +346,6 @@ def _row_fields(spec: Spec, t: int, task: TaskSpec, table: Any) -> list[Problem]
 
 def _dry_run(spec: Spec, t: int, task: TaskSpec, examples: list[Any]) -> list[Problem]:
     """Score the references as if they were outputs: each metric reads every reference."""
-    from tunecheck.metrics import score_outputs
 
     problems = []
     runnable = [
@@ -361,13 +360,7 @@ def _dry_run(spec: Spec, t: int, task: TaskSpec, examples: list[Any]) -> list[Pr
             for o in outputs
         ]
         try:
-            score_outputs(
-                [name],
-                [t_ or "" for t_ in texts],
-                examples,
-                task.parser,
-                json_schema=task.json_schema,
-            )
+            task.to_task(examples).score([t_ or "" for t_ in texts], metrics=[name])
         except TunecheckError as err:
             problems.append(_from_error(spec, ("tasks", t, "metrics"), err, f"metric {name!r}: "))
     return problems

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +29,12 @@ from tunecheck.errors import SpecError
 from tunecheck.judge.config import JudgeSpec, check_task_metrics
 from tunecheck.probe_rules import DEFAULT_PROBE_N
 from tunecheck.prompts import FewShot, Prompt
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tunecheck.examples import Example
+    from tunecheck.task import Task
 
 
 class _Strict(BaseModel):
@@ -163,6 +169,20 @@ class TaskSpec(_Strict):
     )
     code: CodeSpec | None = None
     judge: JudgeSpec | None = None
+
+    def to_task(self, examples: Sequence[Example]) -> Task:
+        """This task over ``examples`` as the core :class:`~tunecheck.task.Task`."""
+        from tunecheck.task import Task
+
+        return Task(
+            self.name,
+            list(examples),
+            list(self.metrics),
+            self.parser.to_core(),
+            json_schema=self.json_schema,
+            metric_options=self.metric_options,
+            code=self.code.to_core() if self.code is not None else None,
+        )
 
     @model_validator(mode="before")
     @classmethod

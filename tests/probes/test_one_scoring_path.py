@@ -9,12 +9,13 @@ import pytest
 from test_probes_suite import Scripted
 
 from tunecheck import requests as request_builder
+from tunecheck import task as task_module
 from tunecheck.metrics import score_outputs
 from tunecheck.models.base import GenerationParams
 from tunecheck.probes import build_probe, run_probe
-from tunecheck.probes import suite as probe_suite
 from tunecheck.prompts import Prompt
 from tunecheck.spec import ParserSpec, ProbeSpec
+from tunecheck.task import Task
 
 
 def _answerer(probe):
@@ -46,17 +47,23 @@ def test_probe_outcome_equals_the_task_metric_on_the_same_answers(name, monkeypa
         built.append(len(examples))
         return real_render(prompt, examples, params)
 
-    monkeypatch.setattr("tunecheck.metrics.score_outputs", spy_score)
-    monkeypatch.setattr(probe_suite, "render_requests", spy_render)
+    monkeypatch.setattr(task_module, "score_outputs", spy_score)
+    monkeypatch.setattr(task_module, "render_requests", spy_render)
     answerer = _answerer(probe)
     outcome = run_probe(probe, Scripted(answerer))
     assert built == [len(probe.examples)] and len(calls) == 1
 
-    # the same examples as a task: rendered by the one request builder, scored by name
+    # the same examples as a spec-less Task: rendered by the one request builder, scored by name
+    (scorer,) = calls[0]
+    task = Task(name, probe.examples, [scorer])
     reqs = request_builder.render_requests(Prompt(), probe.examples, GenerationParams())
     answers = [answerer(r.prompt[-1]["content"]) for r in reqs]
-    (scorer,) = calls[0]
-    task = real_score([scorer], answers, probe.examples, ParserSpec())[scorer]
+    task_scores = task.score(answers)[scorer]
+    assert (
+        task_scores.per_example.tolist()
+        == real_score([scorer], answers, probe.examples, ParserSpec())[scorer].per_example.tolist()
+    )
+    task = task_scores
     np.testing.assert_array_equal(outcome.per_example, task.per_example)
     assert outcome.value == pytest.approx(task.value)
     assert outcome.example_ids == task.example_ids

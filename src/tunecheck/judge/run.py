@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tunecheck.errors import TunecheckError
 from tunecheck.judge.config import JUDGE_METRICS, JudgeSpec
 from tunecheck.judge.stage import JudgeOutcome, run_task_judge
-from tunecheck.metrics import MetricScores, score_outputs
+from tunecheck.metrics import MetricScores
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -55,9 +55,8 @@ def _metric_lookup(outputs: dict[str, Any], task: Any, examples: Any) -> Any:
         if metric in JUDGE_METRICS:
             return None
         if (name, metric) not in cache:
-            cache[(name, metric)] = score_outputs(
-                [metric], outputs[name], examples, task.parser, json_schema=task.json_schema
-            )[metric]
+            scored = task.to_task(examples).score(outputs[name], metrics=[metric])
+            cache[(name, metric)] = scored[metric]
         return cache[(name, metric)]
 
     return lookup

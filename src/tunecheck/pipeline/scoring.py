@@ -20,9 +20,10 @@ from tunecheck.core.config import ParserLike, Thresholds
 from tunecheck.errors import GuardError, SpecError
 from tunecheck.examples import Example
 from tunecheck.length import length_adjusted, length_stats, words_by_id
-from tunecheck.metrics import MetricScores, score_outputs
+from tunecheck.metrics import MetricScores
 from tunecheck.results import ContenderResult, ExampleOutcome, ProbeResult, SliceResult, TaskResult
 from tunecheck.stats import Comparison, apply_holm, compare, compare_slices
+from tunecheck.task import Task
 
 __all__ = [
     "adjust_probes",
@@ -128,14 +129,13 @@ def evaluate_task(
     extra = {name: dict(s) for name, s in (extra_scores or {}).items()}
     external = {m for s in extra.values() for m in s}
     own = [m for m in metrics if m not in external]
+    task = Task.of(
+        task_name, examples, own, parser,
+        json_schema=json_schema, metric_options=metric_options or {}, code=code,
+    )  # fmt: skip
     scores = {}
     for name in names:
-        computed = score_outputs(
-            own, outputs[name], examples, parser, json_schema=json_schema,
-            options=metric_options,
-            samples=samples.get(name) if samples else None,
-            code=code,
-        )  # fmt: skip
+        computed = task.score(outputs[name], samples=samples.get(name) if samples else None)
         merged = {**computed, **extra.get(name, {})}
         scores[name] = {m: merged[m] for m in metrics if m in merged}
     strongest = _strongest(

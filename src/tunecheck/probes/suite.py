@@ -13,8 +13,8 @@ from tunecheck.models.base import GenerationParams, Model, Progress
 from tunecheck.probes import scoring
 from tunecheck.probes.base import Probe, ProbeOutcome, outcome, probes
 from tunecheck.prompts import Prompt
-from tunecheck.requests import render_requests
 from tunecheck.spec import DEFAULT_PROBES, FieldMap, ParserSpec, ProbeSpec
+from tunecheck.task import Task
 
 # options read by the probe runner; everything else goes to the generator function
 RUN_OPTIONS = ("max_new_tokens", "system", "parser", "metric_options")
@@ -132,18 +132,27 @@ def _task_probe(spec: ProbeSpec, seed: int, where: str, run_opts: dict[str, Any]
 # ----------------------------------------------------------------------------- running
 
 
-def _generate(
-    probe: Probe, model: Model, params: GenerationParams | None, progress: Progress | None
-) -> tuple[list[Example], list[str], int]:
-    """Generate for every example; returns (answered examples, texts, error count)."""
-    if params is None:
-        limit = probe.options.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS[probe.scoring]
-        params = GenerationParams(max_new_tokens=int(limit))
-    requests = render_requests(Prompt(system=probe.options.get("system")), probe.examples, params)
-    generations = model.generate(requests, progress)
-    kept = [(ex, g.text) for ex, g in zip(probe.examples, generations, strict=True) if g.ok]
-    errors = len(generations) - len(kept)
-    return [k[0] for k in kept], [k[1] for k in kept], errors
+# A generated probe is scored by a task metric (tunecheck.metrics): the one scoring path.
+SCORING_METRIC = {
+    "multiple_choice": "choice_letter",
+    "number": "numeric_match",
+    "answer": "answer_match",
+}
+
+
+def probe_task(probe: Probe) -> Task:
+    """The probe as a :class:`~tunecheck.task.Task`: its examples, its fixed prompt (an
+    optional system turn) and the metric that scores its answers."""
+    scorer = SCORING_METRIC.get(probe.scoring, probe.metric)
+    return Task.of(
+        probe.name,
+        probe.examples,
+        [scorer],
+        probe.options.get("parser"),
+        prompt=Prompt(system=probe.options.get("system")),
+        metric_options={scorer: probe.options.get("metric_options") or {}},
+        where=f"probes.{probe.name}.metric",
+    )
 
 
 def _example_progress(examples: Sequence[Example], progress: Progress | None) -> Progress | None:
@@ -209,35 +218,17 @@ def run_probe(
             except BackendError:
                 if probe.mode == "loglikelihood":
                     raise
-    examples, texts, errors = _generate(probe, model, params, progress)
-    return _score_generated(probe, examples, texts, errors)
-
-
-# A generated probe is scored by a task metric (tunecheck.metrics): the one scoring path.
-SCORING_METRIC = {
-    "multiple_choice": "choice_letter",
-    "number": "numeric_match",
-    "answer": "answer_match",
-}
-
-
-def _score_generated(
-    probe: Probe, examples: list[Example], texts: list[str], errors: int
-) -> ProbeOutcome:
-    """Score a probe's generated answers through :func:`tunecheck.metrics.score_outputs`, the
-    path a task takes; the outcome keeps the probe's own metric name."""
-    from tunecheck.metrics import score_outputs
-
-    scorer = SCORING_METRIC.get(probe.scoring, probe.metric)
-    parser = probe.options.get("parser") or ParserSpec()
-    options = {scorer: probe.options.get("metric_options") or {}}
-    scores = score_outputs(
-        [scorer], texts, examples, parser, options=options, where=f"probes.{probe.name}.metric"
-    )[scorer]
+    task = probe_task(probe)
+    if params is None:
+        limit = probe.options.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS[probe.scoring]
+        params = GenerationParams(max_new_tokens=int(limit))
+    generations = model.generate(task.requests(params), progress)
+    texts = [g.text if g.ok else None for g in generations]
+    # scored exactly as a task: a backend error is left out and counted, never scored wrong
+    (scores,) = task.score(texts).values()
     details = dict(scores.details)
-    details["errors"] = errors
     details["kind"] = scores.kind
-    outputs = texts
+    outputs = [t for t in texts if t is not None]
     if probe.scoring == "multiple_choice":
         details["mode"] = "generate"
         outputs = details.pop("answers")  # the letters read, as the log-likelihood mode keeps

@@ -27,7 +27,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from tunecheck.errors import TunecheckError
-from tunecheck.requests import generation_params, render_requests
+from tunecheck.requests import generation_params
 from tunecheck.spec import Spec, load_spec
 from tunecheck.training.curves import _direction
 from tunecheck.training.validation import json_text, pick_task, validation_sample
@@ -256,21 +256,11 @@ class TunecheckCallback(TrainerCallback):
         self, model: Any, tokenizer: Any, step: int, epoch: float | None = None
     ) -> TaskPoint:
         """Generate on the validation sample with ``model`` in place and score it."""
-        from tunecheck.metrics import score_outputs
-
         hf = self._bind(model, tokenizer)
         t0 = time.perf_counter()
-        requests = render_requests(self.prompt, self.examples, self.params)
-        generations = hf.generate(requests)
-        outputs = [g.text if g.ok else None for g in generations]
-        scores = score_outputs(
-            self.task.metrics,
-            outputs,
-            self.examples,
-            self.task.parser,
-            json_schema=self.task.json_schema,
-            options=self.task.metric_options,
-        )
+        task = self.task.to_task(self.examples)
+        generations = hf.generate(task.requests(self.params, prompt=self.prompt))
+        scores = task.score([g.text if g.ok else None for g in generations])
         seconds = time.perf_counter() - t0
         self.timing.eval_seconds += seconds
         self.timing.evaluations += 1

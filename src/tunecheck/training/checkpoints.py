@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunecheck.errors import TunecheckError
-from tunecheck.requests import contender_requests
+from tunecheck.requests import generation_params
 from tunecheck.spec import Spec, load_spec
 from tunecheck.training.curves import _direction, load_trainer_state
 from tunecheck.training.validation import pick_task, validation_sample
@@ -132,7 +132,6 @@ def rank_checkpoints(
     ``store`` is a run-store URL or object (default: the spec's store); ``False`` turns
     the generation cache off. ``sample_size`` limits the examples (seeded sample).
     """
-    from tunecheck.metrics import score_outputs
     from tunecheck.models import load_model
 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
@@ -150,8 +149,11 @@ def rank_checkpoints(
     checkpoints = find_checkpoints(output_dir)
     examples = validation_sample(task_spec, split, sample_size, spec.seed, where="--split")
     contender = spec.candidate_spec
+    val_task = task_spec.to_task(examples)
     # the requests `tunecheck run` would send the candidate, one sample each
-    requests = contender_requests(contender, examples, spec.seed, n=1)
+    requests = val_task.requests(
+        generation_params(contender.generation, spec.seed, n=1), prompt=contender.prompt.build()
+    )
 
     cache = None
     if store is not False:
@@ -180,14 +182,7 @@ def rank_checkpoints(
         finally:
             model.close()
         outputs = [g.text if g.ok else None for g in generations]
-        result = score_outputs(
-            task_spec.metrics,
-            outputs,
-            examples,
-            task_spec.parser,
-            json_schema=task_spec.json_schema,
-            options=task_spec.metric_options,
-        )
+        result = val_task.score(outputs)
         score = CheckpointScore(
             checkpoint=str(folder),
             step=step,
