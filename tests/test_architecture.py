@@ -34,6 +34,7 @@ CORE = (
     "tunecheck.metrics",
     "tunecheck.length",
     "tunecheck.flips",
+    "tunecheck.formatting",
     "tunecheck.probe_rules",
     "tunecheck.results",
     "tunecheck.completeness",
@@ -51,10 +52,6 @@ SPEC_MODULES = ("tunecheck.spec", "tunecheck.spec_yaml")
 KNOWN_LAZY_MUTUAL = {
     ("tunecheck.kfold", "tunecheck.runner"): "k-fold reuses the runner's stages, the runner "
     "dispatches to k-fold: both belong in pipeline stages",
-    ("tunecheck.preflight", "tunecheck.runner"): "pre-flight loads tasks with runner.load_task, "
-    "the runner runs pre-flight: load_task belongs in a pipeline stage",
-    ("tunecheck.probe_rules", "tunecheck.verdict"): "probe lines use the verdict's number "
-    "formatting, the verdict uses the probe gate: the formatting belongs in its own module",
     ("tunecheck.metrics.base", "tunecheck.metrics.classification"): "corpus macro-F1 of "
     "ClassCodes lives with the classification metrics",
 }

@@ -136,11 +136,11 @@ def run_kfold(
     from tunecheck.models import load_model
     from tunecheck.models.cache import CachedModel
     from tunecheck.pipeline.state import RunState
+    from tunecheck.pipeline.tasks import load_task
     from tunecheck.runner import (
         RunOutcome,
         _model_key,
         check_guards,
-        load_task,
         make_progress,
         plan_probes,
         run_generation,

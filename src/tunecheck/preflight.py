@@ -409,7 +409,7 @@ def _prompts(spec: Spec, t: int, examples: list[Any]) -> list[Problem]:
 @check("tasks")
 def _tasks(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
     """Metric/parser names and fit, the lock, every row's fields, references, prompts."""
-    from tunecheck.runner import load_task
+    from tunecheck.pipeline.tasks import load_task
 
     for t, task in enumerate(spec.tasks):
         names = _task_names(spec, t, task)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from tunecheck.formatting import fmt_p, fmt_pct
+
 # for annotations only: the spec reads DEFAULT_PROBE_N, so importing this module stays light
 if TYPE_CHECKING:
     from tunecheck.metrics.base import MetricScores
@@ -242,8 +244,6 @@ def fmt_rel_ci(lo: float | None, hi: float | None) -> str:
 
 def probe_line(p: ProbeResult) -> str:
     """One reason line for the verdict, numbers included."""
-    from tunecheck.verdict import fmt_p, fmt_pct
-
     base = f"{p.base:.3f}" if p.base is not None else "n/a"
     ft = f"{p.finetuned:.3f}" if p.finetuned is not None else "n/a"
     g = gate(p)
@@ -267,8 +267,6 @@ def probe_line(p: ProbeResult) -> str:
 
 def inconclusive_steps(probes: Sequence[ProbeResult]) -> list[str]:
     """Next steps for drops that could not be told from noise."""
-    from tunecheck.verdict import fmt_pct
-
     return [
         f"run the {p.name} probe on about {p.n_required} items (now {p.n}; `n:` in the probe's "
         f"spec) to confirm or rule out the {fmt_pct(p.rel_change)} drop"

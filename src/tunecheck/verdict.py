@@ -33,6 +33,7 @@ from typing import Literal
 
 from tunecheck.completeness import dropped_reasons, incomplete_verdict
 from tunecheck.core.config import Thresholds
+from tunecheck.formatting import fmt_ci, fmt_p, fmt_pts
 from tunecheck.results import ProbeResult, TaskResult, Verdict
 
 Decision = Literal["DEPLOY", "ITERATE", "ABANDON"]
@@ -56,27 +57,6 @@ ABANDON_STEPS = [
     "if you keep fine-tuning: check the training data (labels, format, same distribution as the test set) "
     "and that the adapter really is applied",
 ]
-
-
-def fmt_p(p: float | None) -> str:
-    """``p<0.001`` or ``p=0.023``."""
-    if p is None:
-        return "p=n/a"
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-def fmt_pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f} pts"
-
-
-def fmt_ci(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return "[n/a]"
-    return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
-
-
-def fmt_pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f}%"
 
 
 def _val(x: float | None) -> str:

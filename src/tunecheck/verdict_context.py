@@ -193,7 +193,7 @@ def judged_blind_check(
 
 def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
     """The verdict with the context's reasons, marks and states added (a new object)."""
-    from tunecheck.verdict import fmt_ci, fmt_p, fmt_pts
+    from tunecheck.formatting import fmt_ci, fmt_p, fmt_pts
 
     v = verdict.model_copy(deep=True)
     for task_name, comps in ctx.must_not_regress.items():

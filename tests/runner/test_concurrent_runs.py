@@ -21,8 +21,9 @@ import pytest
 import scripted_backend  # noqa: F401 - registers the `scripted` backend
 
 from tunecheck.data import split_dataset
+from tunecheck.pipeline.tasks import load_task
 from tunecheck.requests import contender_requests
-from tunecheck.runner import RunOptions, load_task, run
+from tunecheck.runner import RunOptions, run
 from tunecheck.spec import load_spec
 
 HERE = Path(__file__).parent

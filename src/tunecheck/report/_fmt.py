@@ -1,34 +1,25 @@
-"""Number formatting shared by the terminal and Markdown reports."""
+"""Table helpers shared by the terminal and Markdown reports (numbers: :mod:`tunecheck.formatting`)."""
 
 from __future__ import annotations
 
+from tunecheck.formatting import ci_pct, ci_pts, mde_pts, pct, pts, pval, value
 from tunecheck.results import ProbeResult, TaskResult, Verdict
 from tunecheck.stats import Comparison
 
-
-def value(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f}"
-
-
-def ci_pts(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return "n/a"
-    return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]"
-
-
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.1f}%"
-
-
-def ci_pct(lo: float | None, hi: float | None) -> str:
-    """A relative interval; an upper bound of ``None`` under a known lower bound is unbounded."""
-    if lo is None:
-        return "n/a"
-    return f"[{lo * 100:+.1f}, {'+inf' if hi is None else f'{hi * 100:+.1f}'}]"
+__all__ = [
+    "ci_pct",
+    "ci_pts",
+    "lower_better",
+    "mde_pts",
+    "pct",
+    "probe_status",
+    "pts",
+    "pval",
+    "role",
+    "task_rows",
+    "value",
+    "verdict_title",
+]
 
 
 def probe_status(p: ProbeResult) -> str:
@@ -42,16 +33,6 @@ def verdict_title(v: Verdict) -> str:
     """``DEPLOY-pending-review``, or ``DEPLOY (capabilities not checked)``."""
     marks = f" ({'; '.join(v.qualifiers)})" if v.qualifiers else ""
     return v.label + marks
-
-
-def pval(p: float | None) -> str:
-    if p is None:
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def mde_pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f} pts"
 
 
 def task_rows(task: TaskResult) -> list[tuple[str, str, str, Comparison | None]]:
