@@ -50,8 +50,6 @@ SPEC_MODULES = ("tunecheck.spec", "tunecheck.spec_yaml")
 #: modules that import each other lazily (inside functions): known debt, to be removed, not
 #: grown. Each pair is a cycle that only the import's placement keeps from failing.
 KNOWN_LAZY_MUTUAL = {
-    ("tunecheck.kfold", "tunecheck.runner"): "k-fold reuses the runner's stages, the runner "
-    "dispatches to k-fold: both belong in pipeline stages",
     ("tunecheck.metrics.base", "tunecheck.metrics.classification"): "corpus macro-F1 of "
     "ClassCodes lives with the classification metrics",
 }

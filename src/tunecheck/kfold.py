@@ -21,17 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from tunecheck.errors import SpecError, TunecheckError
 from tunecheck.results import FoldResult
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tunecheck.models.base import Model, Progress
-    from tunecheck.probes.base import Probe, ProbeOutcome
-    from tunecheck.runner import RunOptions, RunOutcome
+    from tunecheck.models.base import Model
+    from tunecheck.pipeline.stages import RunOptions, RunOutcome
     from tunecheck.spec import Spec
 
 PLACEHOLDER = "{fold}"
@@ -89,36 +86,6 @@ def per_fold(spec: Spec) -> list[str]:
     return [c.name for c in spec.contenders if PLACEHOLDER in c.model]
 
 
-def run_probe_by_fold(
-    probe: Probe, models: Sequence[Model], *, progress: Progress | None = None
-) -> ProbeOutcome:
-    """Fold model *i* answers items ``i, i+K, i+2K...`` of ``probe``; one pooled outcome."""
-    from dataclasses import replace
-
-    from tunecheck.probes import run_probe
-    from tunecheck.probes.base import outcome
-
-    parts = []
-    k = len(models)
-    for i, model in enumerate(models):
-        share = probe.examples[i::k]
-        if share:
-            parts.append(run_probe(replace(probe, examples=share), model, progress=progress))
-    details: dict[str, Any] = {"folds": k}
-    for key in ("errors", "invalid"):
-        details[key] = sum(int(p.details.get(key, 0) or 0) for p in parts)
-    kinds = {p.details.get("kind") for p in parts}
-    details["kind"] = "binary" if kinds == {"binary"} else "continuous"
-    return outcome(
-        probe.name,
-        probe.metric,
-        np.concatenate([p.per_example for p in parts]) if parts else [],
-        [i for p in parts for i in p.example_ids],
-        [o for p in parts for o in p.outputs],
-        details,
-    )
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -135,17 +102,17 @@ def run_kfold(
     from tunecheck.evaluate import assemble_result, score_tasks
     from tunecheck.models import load_model
     from tunecheck.models.cache import CachedModel
-    from tunecheck.pipeline.state import RunState
-    from tunecheck.pipeline.tasks import load_task
-    from tunecheck.runner import (
+    from tunecheck.pipeline.progress import make_progress
+    from tunecheck.pipeline.stages import (
         RunOutcome,
-        _model_key,
         check_guards,
-        make_progress,
+        model_key,
         plan_probes,
         run_generation,
         run_probes,
     )
+    from tunecheck.pipeline.state import RunState
+    from tunecheck.pipeline.tasks import load_task
     from tunecheck.store import open_store
 
     start = time.perf_counter()
@@ -185,7 +152,7 @@ def run_kfold(
         for s in specs:
             mine = {}
             for c in s.contenders:
-                key = _model_key(c)
+                key = model_key(c)
                 if key not in models:
                     models[key] = CachedModel(load_model(c.model, lazy=True, **c.options), store)
                 mine[key] = models[key]
@@ -196,7 +163,7 @@ def run_kfold(
                 run_id,
                 name=c.name,
                 model_ref=c.model,
-                model_fingerprint=fold_models[0][_model_key(first)].fingerprint,
+                model_fingerprint=fold_models[0][model_key(first)].fingerprint,
                 prompt_fingerprint=c.prompt.build().fingerprint(),
                 role="candidate" if c.name == spec.candidate else "baseline",
             )
@@ -207,7 +174,7 @@ def run_kfold(
         plan = plan_probes(specs[0], fold_models[0], store, enabled=options.probes)
         if plan.base is not None:
             plan.fold_candidates = [
-                mine[_model_key(s.candidate_spec)]
+                mine[model_key(s.candidate_spec)]
                 for s, mine in zip(specs, fold_models, strict=True)
             ]
         with make_progress(console, enabled=options.show_progress) as progress:
@@ -267,7 +234,7 @@ def run_kfold(
             + " pts)",
         )
     except BaseException as err:
-        from tunecheck.runner import run_failed
+        from tunecheck.pipeline.stages import run_failed
 
         raise run_failed(store, run_id, err) from None
     finally:
