@@ -24,7 +24,7 @@ def _best(fn, repeat: int = 3) -> tuple[float, object]:
 def main() -> bool:
     from sklearn.metrics import f1_score
 
-    from tunecheck.metrics.classification import macro_f1_codes
+    from tunecheck.metrics.base import macro_f1_codes
     from tunecheck.stats import bootstrap_macro_f1_diff, bootstrap_mean_diff
 
     rng = np.random.default_rng(0)

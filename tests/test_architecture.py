@@ -49,10 +49,7 @@ CORE = (
 SPEC_MODULES = ("tunecheck.spec", "tunecheck.spec_yaml")
 #: modules that import each other lazily (inside functions): known debt, to be removed, not
 #: grown. Each pair is a cycle that only the import's placement keeps from failing.
-KNOWN_LAZY_MUTUAL = {
-    ("tunecheck.metrics.base", "tunecheck.metrics.classification"): "corpus macro-F1 of "
-    "ClassCodes lives with the classification metrics",
-}
+KNOWN_LAZY_MUTUAL: dict[tuple[str, str], str] = {}
 #: third-party libraries slow enough to import that their importers get their own process
 HEAVY = ("torch", "transformers")
 

@@ -190,7 +190,7 @@ def bootstrap_macro_f1_diff(
     method: Method = "auto",
 ) -> BootstrapResult:
     """Paired bootstrap of macro-F1(a) - macro-F1(b), recomputing F1 on every resample."""
-    from tunecheck.metrics.classification import macro_f1_codes
+    from tunecheck.metrics.base import macro_f1_codes
 
     n = len(gold)
     if n == 0:
@@ -344,7 +344,7 @@ def permutation_test_macro_f1(
     seed: int = 0,
 ) -> float:
     """Approximate randomisation test of macro-F1(a) == macro-F1(b): swap each pair's predictions."""
-    from tunecheck.metrics.classification import macro_f1_codes
+    from tunecheck.metrics.base import macro_f1_codes
 
     if len(gold) == 0:
         return 1.0

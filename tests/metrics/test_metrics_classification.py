@@ -16,7 +16,7 @@ from sklearn.metrics import (
 from tunecheck.errors import DataError, SpecError, TunecheckError
 from tunecheck.examples import Example
 from tunecheck.metrics import METRICS, score_outputs
-from tunecheck.metrics.classification import macro_f1_codes
+from tunecheck.metrics.base import macro_f1_codes
 from tunecheck.metrics.parsers import normalize_text, parse_label, parse_output
 from tunecheck.spec import ParserSpec
 

@@ -216,7 +216,7 @@ def test_compare_corpus_metric_uses_recomputed_subset_values():
     classes = list("abcd")
 
     def scores(pred):
-        from tunecheck.metrics.classification import macro_f1_codes
+        from tunecheck.metrics.base import macro_f1_codes
 
         return MetricScores(
             "macro_f1", macro_f1_codes(pred, gold, k), (pred == gold).astype(float), ids, "corpus",

@@ -90,6 +90,23 @@ def higher_is_better(name: str) -> bool:
     return metric_info(name).higher_is_better
 
 
+def macro_f1_codes(pred: np.ndarray, gold: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over the classes present in gold or (valid) predictions.
+
+    Same result as ``sklearn.metrics.f1_score(gold, pred, average="macro")`` when
+    there are no invalid predictions, and much faster (two ``bincount`` calls).
+    """
+    if len(gold) == 0:
+        return float("nan")
+    valid = pred >= 0
+    tp = np.bincount(gold[valid & (pred == gold)], minlength=n_classes)
+    n_pred = np.bincount(pred[valid], minlength=n_classes)
+    n_true = np.bincount(gold, minlength=n_classes)
+    denom = n_pred + n_true
+    present = denom > 0
+    return float(np.sum(2 * tp[present] / denom[present]) / present.sum())
+
+
 @dataclass
 class ClassCodes:
     """Integer-coded classification outcomes: enough to recompute macro-F1 on any resample.
@@ -180,8 +197,6 @@ def corpus_value(per_example: np.ndarray, corpus: ClassCodes | AdditiveStats | N
     if corpus is None:
         return float(np.mean(per_example))
     if isinstance(corpus, ClassCodes):
-        from tunecheck.metrics.classification import macro_f1_codes
-
         return macro_f1_codes(corpus.predictions, corpus.labels, len(corpus.classes))
     return float(corpus.score(corpus.stats.sum(axis=0, keepdims=True))[0])
 
