@@ -18,6 +18,7 @@ from tunecheck.models.base import Model
 from tunecheck.pipeline.progress import progress_task
 from tunecheck.pipeline.state import ContenderOutputs, LoadedTask, RunState
 from tunecheck.requests import contender_requests
+from tunecheck.results import RunResult
 from tunecheck.spec import ContenderSpec, Spec
 from tunecheck.store import Store
 
@@ -119,7 +120,7 @@ class RunOutcome:
     """What :func:`run` returns: the result object plus run bookkeeping."""
 
     run_id: str
-    result: Any
+    result: RunResult
     model_calls: int
     seconds: float
     store_url: str
