@@ -56,13 +56,13 @@ def record_blind_check(
     """Apply a completed blind check to a stored run (store object or URL) and save it."""
     st = store if isinstance(store, Store) else open_store(store)
     run = st.get_run(run_id)
-    if not run.get("result"):
+    if not run.result:
         raise TunecheckError(
-            f"run {run['id']} has no stored result (status: {run['status']})",
+            f"run {run.id} has no stored result (status: {run.status})",
             hint="finish the run with `tunecheck run` first",
         )
     result = mark_blind_check(
-        RunResult.model_validate(run["result"]),
+        RunResult.model_validate(run.result),
         examples=examples,
         passed=passed,
         method=method,
@@ -70,8 +70,8 @@ def record_blind_check(
     )
     assert result.verdict is not None
     st.finish_run(
-        run["id"],
-        status=run["status"],
+        run.id,
+        status=run.status,
         verdict=result.verdict.label,
         result=result.model_dump(mode="json"),
     )

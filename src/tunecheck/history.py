@@ -245,12 +245,12 @@ def compare_results(
 def load_result(store: Store, run_id: str) -> RunResult:
     """A stored run's result (a unique id prefix is enough); refuses runs without one."""
     run = store.get_run(run_id)
-    if not run.get("result"):
+    if not run.result:
         raise TunecheckError(
-            f"run {run['id']} has no stored result (status: {run['status']})",
+            f"run {run.id} has no stored result (status: {run.status})",
             hint="re-run its spec with `tunecheck run` to complete it",
         )
-    return RunResult.model_validate(run["result"])
+    return RunResult.model_validate(run.result)
 
 
 def compare_runs(store: Store, run_a: str, run_b: str, **kwargs: Any) -> RunComparison:

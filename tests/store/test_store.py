@@ -155,7 +155,7 @@ def test_runs_contenders_outputs_and_prefix_lookup(store_url: str) -> None:
     assert run["status"] == "completed" and run["verdict"] == "DEPLOY"
     assert run["overrides"] == {"allow_overlap": True}
     assert run["contenders"][0]["model_fingerprint"] == "f1"
-    assert store.outputs(run_id) == [
+    assert [o.to_dict() for o in store.outputs(run_id)] == [
         {"contender": "base", "task": "task", "example_id": "e1", "text": "out", "error": None}
     ]
     assert [r["id"] for r in store.list_runs()] == [run_id]

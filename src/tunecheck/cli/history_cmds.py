@@ -134,7 +134,7 @@ def track_cmd(
 
     st = open_store(store)
     result = load_result(st, run_id)
-    raw = (st.get_run(result.run_id).get("spec") or {}).get("tracking")
+    raw = (st.get_run(result.run_id).spec or {}).get("tracking")
     spec_tracking = TrackingSpec.model_validate(raw) if raw else None
     tracking = merge_tracking(spec_tracking, mlflow_uri=mlflow, wandb_project=wandb)
     if tracking is None:

@@ -88,9 +88,9 @@ def export_cmd(
     from tunecheck.store import open_store
 
     run = open_store(store).get_run(run_id)
-    if not run.get("result"):
-        raise TunecheckError(f"run {run['id']} has no stored result (status: {run['status']})")
-    rows = export_rows(run["result"], task=task)
+    if not run.result:
+        raise TunecheckError(f"run {run.id} has no stored result (status: {run.status})")
+    rows = export_rows(run.result, task=task)
     write_jsonl(rows, out)
     console.print(
         f"{len(rows)} rows -> {out}; fill in `human` (a = candidate, b = baseline, tie), then "

@@ -191,40 +191,38 @@ def show_cmd(
     st = open_existing_store(store)
     run = st.get_run(run_id)
     if as_json:
-        print_json({**run, "tracking": stored_outcomes(st, run["id"])})
+        print_json({**run.to_dict(), "tracking": stored_outcomes(st, run.id)})
         return
+    console.print(f"[bold]run {run.id}[/] · {run.name} · {run.status} · created {run.created_at}")
     console.print(
-        f"[bold]run {run['id']}[/] · {run['name']} · {run['status']} · created {run['created_at']}"
+        f"spec {run.spec_hash[:12]} · lock {(run.lock_hash or '-')[:12]} · tunecheck {run.tool_version} · git {(run.git_commit or '-')[:8]}"
     )
-    console.print(
-        f"spec {run['spec_hash'][:12]} · lock {(run['lock_hash'] or '-')[:12]} · tunecheck {run['tool_version']} · git {(run['git_commit'] or '-')[:8]}"
-    )
-    if run.get("overrides"):
-        console.print(f"[yellow]overrides: {run['overrides']}[/]")
+    if run.overrides:
+        console.print(f"[yellow]overrides: {run.overrides}[/]")
     table = Table("contender", "role", "model", "model fp", "prompt fp")
-    for c in run["contenders"]:
+    for c in run.contenders:
         table.add_row(
-            c["name"],
-            c["role"],
-            c["model"],
-            c["model_fingerprint"][:12],
-            c["prompt_fingerprint"][:12],
+            c.name,
+            c.role,
+            c.model,
+            c.model_fingerprint[:12],
+            c.prompt_fingerprint[:12],
         )
     console.print(table)
-    for t in stored_outcomes(st, run["id"]):
+    for t in stored_outcomes(st, run.id):
         console.print(
             f"tracking {t['tracker']}: "
             + (f"run {t['run_id']} at {t['location']}" if t["ok"] else f"failed: {t['error']}"),
             highlight=False,
             markup=False,
         )
-    if run.get("error"):
-        console.print(f"[red]{run['error']}[/]")
-    if run.get("result"):
+    if run.error:
+        console.print(f"[red]{run.error}[/]")
+    if run.result:
         from tunecheck.report import render_terminal
         from tunecheck.results import RunResult
 
-        render_terminal(RunResult.model_validate(run["result"]), console)
+        render_terminal(RunResult.model_validate(run.result), console)
 
 
 @app.command("report")
@@ -257,19 +255,19 @@ def report_cmd(
         )
     st = open_existing_store(store)
     run = st.get_run(run_id)
-    if not run.get("result"):
+    if not run.result:
         raise TunecheckError(
-            f"run {run['id']} has no stored result (status: {run['status']})",
+            f"run {run.id} has no stored result (status: {run.status})",
             hint="re-run its spec with `tunecheck run` to complete it",
         )
-    result = RunResult.model_validate(run["result"])
+    result = RunResult.model_validate(run.result)
     if fmts[fmt] == "terminal":
         render_terminal(result, console)
         return
     if fmts[fmt] == "html":
         from tunecheck.report.html import render_html
 
-        text = render_html(st, run["id"])
+        text = render_html(st, run.id)
     else:
         text = render_json(result) if fmts[fmt] == "json" else render_markdown(result)
     if output:

@@ -161,7 +161,7 @@ def review_cmd(
             verdicts = load_judge_verdicts(judge)
             agreements = [judge_human_agreement(s.per_example, verdicts) for s in summaries]
         else:  # the run's own pairwise judge, when it judged the same pair
-            result = st.get_run(run_id).get("result") or {}
+            result = st.get_run(run_id).result or {}
             from_run = [
                 judge_verdicts_from_run(
                     result, task=s.task, candidate=s.candidate, baseline=s.baseline

@@ -186,7 +186,7 @@ def create_review(
 
 def reviews_of(store: Store, run_id: str) -> list[dict[str, Any]]:
     """The run's reviews, newest first (run id prefixes accepted)."""
-    full = store.get_run(run_id)["id"]
+    full = store.get_run(run_id).id
     with _session(store) as s:
         rows = s.scalars(
             select(ReviewRow).where(ReviewRow.run_id == full).order_by(ReviewRow.created_at.desc())
@@ -325,7 +325,7 @@ def apply_completed_review(store: Store, review_id: str, alpha: float = 0.05) ->
     summary = summarize(store, review_id, confidence=1 - alpha)
     if not summary.completed:
         return False
-    if not store.get_run(summary.run_id).get("result"):
+    if not store.get_run(summary.run_id).result:
         return True
     w = summary.win
     against = (
@@ -481,7 +481,7 @@ class BlindCheckStatus(BaseModel):
 def blind_check_status(store: Store, run_id: str, alpha: float = 0.05) -> BlindCheckStatus:
     """Where the blind human check of ``run_id`` stands (its most recent review)."""
     reviews = reviews_of(store, run_id)
-    full = store.get_run(run_id)["id"]
+    full = store.get_run(run_id).id
     if not reviews:
         return BlindCheckStatus(run_id=full, state="none")
     summary = summarize(store, reviews[0]["id"], confidence=1 - alpha)
@@ -500,7 +500,7 @@ def blind_check_status(store: Store, run_id: str, alpha: float = 0.05) -> BlindC
 
 def export_labels(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every label of every review of a run, undone (who won) and as shown (A/B)."""
-    full = store.get_run(run_id)["id"]
+    full = store.get_run(run_id).id
     with _session(store) as s:
         q = (
             select(ReviewRow, ReviewItemRow, ReviewerRow, ReviewLabelRow)

@@ -10,6 +10,7 @@ so that filtering and paging 10,000 examples is a pass over plain lists.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from tunecheck.errors import SpecError, TunecheckError
 from tunecheck.flips import Flip, flip_kind
 from tunecheck.results import ExampleOutcome, RunResult, TaskResult
-from tunecheck.store import Store
+from tunecheck.store import RunDetail, Store
 from tunecheck.store.schema import ExampleRow
 
 FILTERS = ("all", "broken", "fixed", "differ", "errors")
@@ -153,13 +154,14 @@ class TaskView:
 class RunData:
     """A stored run: its summary row, its result and a :class:`TaskView` per task."""
 
-    run: dict[str, Any]
+    #: the stored run without its result JSON (parsed into ``result``)
+    run: RunDetail
     result: RunResult
     tasks: dict[str, TaskView]
 
     @property
     def id(self) -> str:
-        return str(self.run["id"])
+        return self.run.id
 
     def task(self, name: str | None = None) -> TaskView:
         if name is None:
@@ -194,18 +196,20 @@ def _parsers(spec: dict[str, Any] | None) -> dict[str, Any]:
 
 def load_run(store: Store, run_id: str) -> RunData:
     """Read a run (a unique id prefix is enough) with everything the viewer shows."""
-    run = store.get_run(run_id)
-    raw = run.pop("result", None)
+    stored = store.get_run(run_id)
+    raw = stored.result
+    # the cache keeps the parsed result only, not its JSON as well
+    run = dataclasses.replace(stored, result=None)
     if not raw:
         raise TunecheckError(
-            f"run {run['id']} has no stored result (status: {run['status']})",
+            f"run {run.id} has no stored result (status: {run.status})",
             hint="re-run its spec with `tunecheck run` to complete it",
         )
     result = RunResult.model_validate(raw)
-    parsers = _parsers(run.get("spec"))
+    parsers = _parsers(run.spec)
     tasks = {}
     for t in result.tasks:
-        view = TaskView(task=t, inputs=_inputs(store, run["id"], t.name))
+        view = TaskView(task=t, inputs=_inputs(store, run.id, t.name))
         view.build(parsers.get(t.name))
         tasks[t.name] = view
     return RunData(run=run, result=result, tasks=tasks)
@@ -226,9 +230,7 @@ class RunCache:
                 self._items.move_to_end(run_id)
                 return self._items[run_id]
         data = load_run(self.store, run_id)
-        if data.run.get("status") in ("finished", "done", "completed") or data.run.get(
-            "finished_at"
-        ):
+        if data.run.status in ("finished", "done", "completed") or data.run.finished_at:
             with self._lock:
                 self._items[data.id] = data
                 self._items[run_id] = data

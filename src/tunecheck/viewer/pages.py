@@ -57,17 +57,17 @@ def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]
     trends: dict[str, list[tuple[str, Any]]] = {}
     for run in store.list_runs(limit):
         entry: dict[str, Any] = {"run": run, "head": {}}
-        if run.get("finished_at") and run["status"] not in ("running",):
+        if run.finished_at and run.status not in ("running",):
             try:
-                data = cache.get(run["id"])
+                data = cache.get(run.id)
             except TunecheckError:
                 data = None
             if data is not None:
                 entry["head"] = headline(data.result)
-                entry["spec"] = data.result.spec_name or run["name"]
+                entry["spec"] = data.result.spec_name or run.name
                 if entry["head"]:
                     trends.setdefault(entry["head"]["task"], []).append(
-                        (run["created_at"], entry["head"]["raw"])
+                        (run.created_at, entry["head"]["raw"])
                     )
         rows.append(entry)
     charts = {}
@@ -149,10 +149,10 @@ def trainer_state_path(data: RunData) -> Path | None:
     if linked and Path(linked).exists():
         return Path(linked)
     cand = data.result.candidate
-    for c in data.run.get("contenders", []):
-        if c["name"] != cand and cand is not None:
+    for c in data.run.contenders:
+        if c.name != cand and cand is not None:
             continue
-        ref = str(c["model"]).split(":", 1)[-1]
+        ref = c.model.split(":", 1)[-1]
         for folder in (Path(ref), Path(ref).parent):
             with_state = folder / "trainer_state.json"
             if folder.name and with_state.is_file():
