@@ -185,6 +185,21 @@ def _task_names(spec: Spec, t: int, task: TaskSpec) -> list[Problem]:
                 )
             )
     parser = task.parser
+    from tunecheck.metrics.parsers import PARSERS
+
+    if parser.type not in PARSERS:
+        import difflib
+
+        close = difflib.get_close_matches(parser.type, PARSERS.names(), n=1)
+        problems.append(
+            _problem(
+                spec,
+                ("tasks", t, "parser", "type"),
+                f"unknown parser type {parser.type!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                f"known parser types: {', '.join(PARSERS.names())} (a plugin may add more)",
+            )
+        )
     if parser.type == "regex":
         if not parser.pattern:
             problems.append(

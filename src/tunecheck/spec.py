@@ -101,7 +101,10 @@ class FieldMap(_Strict):
 class ParserSpec(_Strict):
     """How generated text becomes a prediction (see :mod:`tunecheck.metrics.parsers`)."""
 
-    type: Literal["raw", "label", "json", "number", "regex"] = "raw"
+    type: str = Field(
+        "raw",
+        description="a registered parser type: raw, label, json, number, regex, or a plugin's",
+    )
     labels: list[str] | None = None
     pattern: str | None = None
     mode: Literal["exact", "first"] = "first"

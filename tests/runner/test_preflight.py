@@ -172,6 +172,17 @@ def test_classification_metrics_with_a_json_parser_are_refused(project: Path) ->
     assert "tasks.0.parser.type" in got and "need a label, raw or regex parser" in got
 
 
+def test_an_unknown_parser_type_is_named_with_a_suggestion(project: Path) -> None:
+    spec = SPEC.replace(
+        "  metrics: [field_accuracy, json_exact_match]",
+        "  parser: {type: jsn}\n  metrics: [field_accuracy]",
+    )
+    (project / "tunecheck.yaml").write_text(spec)
+    got = "\n".join(str(p) for p in preflight(load_spec(project / "tunecheck.yaml")).problems)
+    assert "unknown parser type 'jsn' (did you mean 'json'?)" in got
+    assert "tasks.0.parser.type" in got and "known parser types: json, label, number" in got
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from tunecheck.core.config import ParserLike
 from tunecheck.errors import SpecError
 from tunecheck.metrics.numbers import parse_number
+from tunecheck.registry import Registry
 
 _WS = re.compile(r"\s+")
 # what may wrap an answer without changing it: quotes, brackets, trailing full stops...
@@ -96,35 +97,61 @@ def apply_regex(text: str, pattern: str) -> str | None:
     return found.group(1) if found.re.groups else found.group(0)
 
 
+ParseFn = Callable[[str, ParserLike, Sequence[str] | None], Any]
+#: parser types by name (``task.parser.type``): built-ins below; a module in the spec's
+#: ``plugins:`` or an installed ``tunecheck.parsers`` entry point adds more
+PARSERS: Registry[ParseFn] = Registry("parser type", "tunecheck.parsers")
+
+
+def parser(name: str) -> Callable[[ParseFn], ParseFn]:
+    """Register ``fn(text, parser, labels) -> prediction | None`` as parser type ``name``
+    (``None``: no valid prediction, scored wrong and counted invalid)."""
+    return PARSERS.register(name)
+
+
+@parser("raw")
+def _raw(text: str, p: ParserLike, labels: Sequence[str] | None) -> Any:
+    return text
+
+
+@parser("number")
+def _number(text: str, p: ParserLike, labels: Sequence[str] | None) -> Any:
+    return parse_number(text)
+
+
+@parser("json")
+def _json(text: str, p: ParserLike, labels: Sequence[str] | None) -> Any:
+    ok, value = parse_json(text)
+    return value if ok else None
+
+
+@parser("regex")
+def _regex(text: str, p: ParserLike, labels: Sequence[str] | None) -> Any:
+    if not p.pattern:
+        raise SpecError("a regex parser needs `pattern`", where="task.parser.pattern")
+    captured = apply_regex(text, p.pattern)
+    if captured is None or not p.labels:
+        return captured
+    return parse_label(captured, p.labels, mode="exact", case_sensitive=p.case_sensitive)
+
+
+@parser("label")
+def _label(text: str, p: ParserLike, labels: Sequence[str] | None) -> Any:
+    if not labels:
+        raise SpecError(
+            "a label parser needs labels: set `parser.labels` or map a label column",
+            where="task.parser.labels",
+        )
+    return parse_label(text, labels, mode=p.mode, case_sensitive=p.case_sensitive)
+
+
 def parse_output(text: str, parser: ParserLike, labels: Sequence[str] | None = None) -> Any:
     """Apply ``parser`` to one output; ``None`` means invalid (no prediction).
 
     raw → the text; label → one of ``labels`` (``parser.labels`` wins over the task's);
     regex → the capture, then mapped to a label when labels are known; number →
-    :func:`tunecheck.metrics.numbers.parse_number`; json → the parsed value.
+    :func:`tunecheck.metrics.numbers.parse_number`; json → the parsed value; any other type
+    → the function registered under that name (:data:`PARSERS`).
     """
-    labels = parser.labels or labels
-    if parser.type == "raw":
-        return text
-    if parser.type == "number":
-        return parse_number(text)
-    if parser.type == "json":
-        ok, value = parse_json(text)
-        return value if ok else None
-    if parser.type == "regex":
-        if not parser.pattern:
-            raise SpecError("a regex parser needs `pattern`", where="task.parser.pattern")
-        captured = apply_regex(text, parser.pattern)
-        if captured is None or not parser.labels:
-            return captured
-        return parse_label(
-            captured, parser.labels, mode="exact", case_sensitive=parser.case_sensitive
-        )
-    if parser.type == "label":
-        if not labels:
-            raise SpecError(
-                "a label parser needs labels: set `parser.labels` or map a label column",
-                where="task.parser.labels",
-            )
-        return parse_label(text, labels, mode=parser.mode, case_sensitive=parser.case_sensitive)
-    raise SpecError(f"unknown parser type {parser.type!r}", where="task.parser.type")
+    fn = PARSERS.get(parser.type, where="task.parser.type")
+    return fn(text, parser, parser.labels or labels)
