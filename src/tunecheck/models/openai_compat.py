@@ -12,6 +12,10 @@ on ``/models`` too). A request that still fails comes back as
 A server that accepts connections but answers nothing (the first ``hang_after``
 requests all time out) stops the run with :class:`BackendError`.
 
+The HTTP client (limiter, connections, retry loop) lives in :mod:`tunecheck.models.http`;
+this module builds the request bodies, parses the answers, scores log-probabilities,
+keeps the served model's identity and maps failures to :class:`BackendError`.
+
 The API key is read from the environment variable named by ``api_key_env`` when a
 client is built; it is never kept on the object or put in the fingerprint, and every
 text that comes back (answers and error messages alike) has it replaced by ``***``
@@ -25,12 +29,8 @@ import contextlib
 import json
 import math
 import os
-import random
 import re
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tunecheck.errors import BackendError
@@ -43,6 +43,11 @@ from tunecheck.models.base import (
     Progress,
     backend,
 )
+from tunecheck.models.http import retry as _retry
+from tunecheck.models.http import transport as _transport
+from tunecheck.models.http.limiter import AdaptiveConcurrency, RequestStats
+from tunecheck.models.http.retry import HangWatch, RetryPolicy, post_with_retries
+from tunecheck.models.http.sync import run_sync
 from tunecheck.models.identity import CREDENTIAL_HEADERS, identity_settings, stable_digest
 
 T = TypeVar("T")
@@ -51,7 +56,13 @@ _REF = re.compile(r"^(?P<model>.+)@(?P<url>https?://\S+)$")
 ENDPOINTS = ("chat", "completions")
 # OpenAI rejects more than 4 stop sequences; the rest are applied client-side
 _MAX_SERVER_STOPS = 4
-_RETRY_AFTER_CAP = 120.0
+# the HTTP client's pieces live in tunecheck.models.http; their former names stay importable
+_Failure = _transport.Failure
+_Reply = _transport.Reply
+_Connections = _transport.Connections
+_server_message = _transport.server_message
+_retry_after = _retry.retry_after
+_RETRY_AFTER_CAP = _retry.RETRY_AFTER_CAP
 #: ``Generation.meta`` flag: the API key appeared in this answer and was replaced by ``***``
 SCRUBBED = "api_key_scrubbed"
 _OPTIONS = (
@@ -67,269 +78,6 @@ _OPTIONS = (
     "base_url",
     "hang_after",
 )
-
-
-@dataclass
-class RequestStats:
-    """Counters for everything the backend sent (cumulative over the model's life)."""
-
-    requests: int = 0
-    """logical requests finished (one per generate/loglikelihood request)"""
-    ok: int = 0
-    errors: int = 0
-    http_calls: int = 0
-    retries: int = 0
-    throttled: int = 0
-    """HTTP 429 answers"""
-    server_errors: int = 0
-    """HTTP 5xx answers"""
-    timeouts: int = 0
-    dropped: int = 0
-    """connection errors: refused, reset, closed mid-response"""
-    malformed: int = 0
-    """HTTP 200 answers without the expected shape (not JSON, no choices, ``content: null``)"""
-    scrubbed: int = 0
-    """answers in which the API key appeared and was replaced by ``***``"""
-    concurrency_min: int = 0
-    """lowest concurrency limit the AIMD controller went down to"""
-    concurrency_changes: list[int] = field(default_factory=list)
-    """successive concurrency limits (the first is the starting one; capped length)"""
-
-
-class AdaptiveConcurrency:
-    """An asyncio semaphore whose limit follows AIMD.
-
-    ``on_throttle`` halves the limit once per congestion event: a 429 from a
-    request that was admitted before the last halving belongs to the same event
-    and does not halve again. ``on_success`` adds one after ``limit`` successes in
-    a row. Waiters are served first-in, first-out. Bound to one event loop.
-    """
-
-    def __init__(self, maximum: int, start: int | None = None, minimum: int = 1) -> None:
-        self.maximum = maximum
-        self.minimum = max(1, min(minimum, maximum))
-        self.limit = max(self.minimum, min(start or maximum, maximum))
-        self.lowest = self.limit
-        self.history: list[int] = [self.limit]
-        self._in_flight = 0
-        self._successes = 0
-        self._epoch = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    async def acquire(self) -> int:
-        """Wait for a slot; returns the congestion epoch the request was admitted in."""
-        if self._in_flight < self.limit and not self._waiters:
-            self._in_flight += 1
-            return self._epoch
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # the slot was handed over just as we were cancelled
-            raise
-        return self._epoch
-
-    def release(self) -> None:
-        self._in_flight -= 1
-        self._wake()
-
-    def on_throttle(self, epoch: int) -> None:
-        if epoch != self._epoch:
-            return
-        self._epoch += 1
-        self._successes = 0
-        new = max(self.minimum, self.limit // 2)
-        if new != self.limit:
-            self.limit = new
-            self._record()
-
-    def on_success(self) -> None:
-        self._successes += 1
-        if self._successes >= self.limit and self.limit < self.maximum:
-            self._successes = 0
-            self.limit += 1
-            self._record()
-            self._wake()
-
-    def _record(self) -> None:
-        self.lowest = min(self.lowest, self.limit)
-        if len(self.history) < 10_000:
-            self.history.append(self.limit)
-
-    def _wake(self) -> None:
-        while self._waiters and self._in_flight < self.limit:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self._in_flight += 1
-                fut.set_result(None)
-
-
-class _Failure(Exception):
-    """One HTTP request that did not succeed; ``status`` is set for HTTP errors."""
-
-    def __init__(self, message: str, status: int | None = None, connect: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.connect = connect
-
-
-class _Reply:
-    """Status, lower-cased headers and body of one HTTP answer."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class _Connections:
-    """Keep-alive HTTP/1.1 connections to one server, one per request in flight.
-
-    Built on httpcore, the engine under httpx, without httpx's client layer: the
-    adaptive limiter already bounds requests in flight, so a free list of
-    connections replaces httpx's pool, whose bookkeeping costs grow with the square
-    of the pool size and dominated the cost of a request at concurrency 64
-    (see bench/bench_openai.py). Proxy environment variables are not consulted.
-    """
-
-    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
-        from urllib.parse import urlsplit
-
-        import httpcore
-
-        parts = urlsplit(base_url)
-        scheme = parts.scheme.encode()
-        host = (parts.hostname or "").encode()
-        port = parts.port or (443 if scheme == b"https" else 80)
-        self._origin = httpcore.Origin(scheme, host, port)
-        self._prefix = parts.path.rstrip("/")
-        self._ssl = httpcore.default_ssl_context() if scheme == b"https" else None
-        self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
-        connect = min(timeout, 10.0)
-        self._extensions = {
-            "timeout": {"connect": connect, "read": timeout, "write": timeout, "pool": timeout}
-        }
-        self._urls: dict[str, Any] = {}
-        self._free: list[Any] = []
-        self._open: set[Any] = set()
-
-    def _url(self, path: str) -> Any:
-        import httpcore
-
-        url = self._urls.get(path)
-        if url is None:
-            o = self._origin
-            url = httpcore.URL(
-                scheme=o.scheme, host=o.host, port=o.port, target=f"{self._prefix}/{path}".encode()
-            )
-            self._urls[path] = url
-        return url
-
-    def _take(self) -> Any:
-        import httpcore
-
-        while self._free:
-            conn = self._free.pop()
-            if not conn.is_closed() and not conn.has_expired():
-                return conn
-            self._open.discard(conn)  # the server closed it while idle
-        conn = httpcore.AsyncHTTPConnection(self._origin, ssl_context=self._ssl)
-        self._open.add(conn)
-        return conn
-
-    async def post(self, path: str, content: bytes) -> _Reply:
-        conn = self._take()
-        try:
-            resp = await conn.request(
-                "POST",
-                self._url(path),
-                headers=self._headers,
-                content=content,
-                extensions=self._extensions,
-            )
-        except BaseException:
-            # timed out, cancelled or broken: its state is unknown, never reuse it
-            self._open.discard(conn)
-            with contextlib.suppress(Exception):
-                await conn.aclose()
-            raise
-        if conn.is_idle():
-            self._free.append(conn)
-        else:
-            self._open.discard(conn)
-            await conn.aclose()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in resp.headers}
-        return _Reply(resp.status, headers, resp.content)
-
-    async def aclose(self) -> None:
-        for conn in list(self._open):
-            with contextlib.suppress(Exception):
-                await conn.aclose()
-        self._open.clear()
-        self._free.clear()
-
-    async def __aenter__(self) -> _Connections:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return min(_RETRY_AFTER_CAP, max(0.0, float(ms) / 1000))
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return min(_RETRY_AFTER_CAP, max(0.0, float(value)))
-    except ValueError:
-        pass
-    import email.utils
-    import time
-
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return min(_RETRY_AFTER_CAP, max(0.0, when - time.time()))
-
-
-def _server_message(resp: Any) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else the start of the body."""
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        if err:
-            return str(err)[:300]
-    status = getattr(resp, "status", None) or getattr(resp, "status_code", "")
-    return resp.text[:300].strip() or f"HTTP {status}"
 
 
 def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -441,8 +189,8 @@ class OpenAIModel(Model):
         self._n_supported: bool | None = None
         self._ll_max_tokens = 0
         self._ll_checked = False
-        self._answered = False  # has the server sent any HTTP answer yet?
-        self._silent_timeouts = 0  # timeouts before the first answer
+        # timeouts before the server's first answer: a server that accepts and never replies
+        self._hang = HangWatch(self.hang_after)
 
     @classmethod
     def from_ref(cls, target: str, **options: Any) -> OpenAIModel:
@@ -539,7 +287,7 @@ class OpenAIModel(Model):
                     # the server said when: waiting less only earns another refusal
                     time.sleep(wait)
                     continue
-            time.sleep(self._backoff(attempt + 1))
+            time.sleep(self.retry_policy.backoff(attempt + 1))
         else:
             # a passing failure must not change the cache identity: refuse rather than guess
             raise BackendError(
@@ -593,17 +341,18 @@ class OpenAIModel(Model):
     def _client(self) -> _Connections:
         return _Connections(self.base_url, self._headers(), self.timeout)
 
-    def _backoff(self, attempt: int) -> float:
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retries and timeout every request is sent with (from the options)."""
+        return RetryPolicy(
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            timeout=self.timeout,
+        )
 
     def _run_sync(self, factory: Callable[[], Awaitable[T]]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(factory())  # type: ignore[arg-type]
-        # inside a running loop we cannot block on our own I/O: use a thread with its own loop
-        with ThreadPoolExecutor(1, thread_name_prefix="tunecheck-openai") as pool:
-            return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
+        return run_sync(factory, thread_name="tunecheck-openai")
 
     async def _post(
         self,
@@ -613,84 +362,23 @@ class OpenAIModel(Model):
         body: dict[str, Any],
         parse: Callable[[dict[str, Any]], T] | None = None,
     ) -> Any:
-        """POST with retries; returns ``parse(answer)`` (the JSON answer without ``parse``).
-
-        A 200 answer that is not JSON or that ``parse`` rejects (:class:`_Failure`, or
-        any TypeError/ValueError/KeyError... from an unexpected shape) is retried like a
-        server error and, when every attempt fails, raised as :class:`_Failure`.
-        """
-        import httpcore
-
-        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        stats = self.stats
-        last = _Failure("no attempt made")
-        for attempt in range(self.max_retries + 1):
-            delay: float | None = None
-            epoch = await limiter.acquire()
-            stats.http_calls += 1
-            try:
-                async with asyncio.timeout(self.timeout):
-                    resp = await client.post(path, content)
-            except (TimeoutError, httpcore.TimeoutException):
-                stats.timeouts += 1
-                last = _Failure(f"timed out after {self.timeout:g} s")
-                if not self._answered:
-                    self._silent_timeouts += 1
-                    if self.hang_after and self._silent_timeouts >= self.hang_after:
-                        raise self._hang_error() from None
-            except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as err:
-                stats.dropped += 1
-                last = _Failure(
-                    f"connection error ({type(err).__name__}: {err})",
-                    connect=isinstance(err, httpcore.ConnectError | ConnectionRefusedError),
-                )
-            else:
-                self._answered = True
-                status = resp.status
-                if status == 200:
-                    try:
-                        data = resp.json()
-                    except ValueError:
-                        stats.malformed += 1
-                        last = _Failure("the server sent a response that is not JSON", status)
-                    else:
-                        data = data if isinstance(data, dict) else {"_": data}
-                        try:
-                            parsed = data if parse is None else parse(data)
-                        except _Failure as failure:
-                            stats.malformed += 1
-                            last = failure
-                        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
-                            stats.malformed += 1
-                            last = _Failure(f"malformed answer ({type(e).__name__}: {e})"[:400])
-                        else:
-                            limiter.on_success()
-                            return parsed
-                elif status == 429:
-                    stats.throttled += 1
-                    limiter.on_throttle(epoch)
-                    delay = _retry_after(resp.headers)
-                    last = _Failure(f"HTTP 429 (rate limited): {_server_message(resp)}", status)
-                elif status >= 500 or status == 408:
-                    stats.server_errors += 1
-                    delay = _retry_after(resp.headers)
-                    last = _Failure(f"HTTP {status}: {_server_message(resp)}", status)
-                else:
-                    # a client error will not go away by asking again
-                    raise _Failure(f"HTTP {status}: {_server_message(resp)}", status)
-            finally:
-                limiter.release()
-            if attempt < self.max_retries:
-                stats.retries += 1
-                await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
-        if self.max_retries:
-            last.message = f"failed after {self.max_retries + 1} attempts: {last.message}"
-        raise last
+        """POST ``body`` as JSON with this model's retries (:func:`post_with_retries`)."""
+        return await post_with_retries(
+            client,
+            limiter,
+            path,
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            policy=self.retry_policy,
+            stats=self.stats,
+            hang=self._hang,
+            on_hang=self._hang_error,
+            parse=parse,
+        )
 
     def _hang_error(self) -> BackendError:
         return BackendError(
             f"the server at {self.base_url} accepts connections but answers nothing within "
-            f"{self.timeout:g} s ({self._silent_timeouts} requests timed out, none was answered)",
+            f"{self.timeout:g} s ({self._hang.silent_timeouts} requests timed out, none was answered)",
             hint="check that the server has loaded the model and is not stuck; raise option "
             "`timeout` if it is only slow, or set option `hang_after: 0` to keep waiting",
         )
@@ -748,9 +436,7 @@ class OpenAIModel(Model):
                 raise
             finally:
                 self._limit = limiter.limit
-                self.stats.concurrency_min = min(self.stats.concurrency_min, limiter.lowest)
-                changes = self.stats.concurrency_changes
-                changes.extend(limiter.history[1:][: max(0, 10_000 - len(changes))])
+                self.stats.absorb(limiter)
         return results
 
     def _check_fatal(self, failure: _Failure, path: str) -> None:
