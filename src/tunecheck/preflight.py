@@ -166,7 +166,7 @@ def _lines_text(lines: list[int], unit: str = "line") -> str:
 def _task_names(spec: Spec, t: int, task: TaskSpec) -> list[Problem]:
     from tunecheck.judge.config import JUDGE_METRICS
     from tunecheck.metrics import CLASSIFICATION_METRICS, METRICS
-    from tunecheck.metrics.parsers import _compile
+    from tunecheck.metrics.parsers import PARSERS, _compile
 
     problems: list[Problem] = []
     for m, name in enumerate(task.metrics):
@@ -185,8 +185,6 @@ def _task_names(spec: Spec, t: int, task: TaskSpec) -> list[Problem]:
                 )
             )
     parser = task.parser
-    from tunecheck.metrics.parsers import PARSERS
-
     if parser.type not in PARSERS:
         import difflib
 

@@ -14,9 +14,9 @@ from tunecheck.task import Task
 @parser("yes_no")
 def yes_no(text, p, labels):
     """'yes'/'no' anywhere in the answer, as a boolean (None when neither or both)."""
-    low = text.lower()
-    found = {"yes" in low, "no" in low.split()}
-    return None if found in ({True}, {False}) else "yes" in low
+    words = text.lower().replace(",", " ").replace(".", " ").split()
+    yes, no = "yes" in words, "no" in words
+    return None if yes == no else yes
 
 
 def test_the_built_in_types_are_registered():

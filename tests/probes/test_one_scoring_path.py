@@ -58,13 +58,10 @@ def test_probe_outcome_equals_the_task_metric_on_the_same_answers(name, monkeypa
     task = Task(name, probe.examples, [scorer])
     reqs = request_builder.render_requests(Prompt(), probe.examples, GenerationParams())
     answers = [answerer(r.prompt[-1]["content"]) for r in reqs]
-    task_scores = task.score(answers)[scorer]
-    assert (
-        task_scores.per_example.tolist()
-        == real_score([scorer], answers, probe.examples, ParserSpec())[scorer].per_example.tolist()
-    )
-    task = task_scores
-    np.testing.assert_array_equal(outcome.per_example, task.per_example)
-    assert outcome.value == pytest.approx(task.value)
-    assert outcome.example_ids == task.example_ids
-    assert 0 < task.value < 1  # the scripted answers are neither all right nor all wrong
+    scores = task.score(answers)[scorer]
+    direct = real_score([scorer], answers, probe.examples, ParserSpec())[scorer]
+    np.testing.assert_array_equal(scores.per_example, direct.per_example)
+    np.testing.assert_array_equal(outcome.per_example, scores.per_example)
+    assert outcome.value == pytest.approx(scores.value)
+    assert outcome.example_ids == scores.example_ids
+    assert 0 < scores.value < 1  # the scripted answers are neither all right nor all wrong

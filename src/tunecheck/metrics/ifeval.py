@@ -160,14 +160,19 @@ def count_sentences(text: str) -> int:
     return len(split_into_sentences(text))
 
 
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer() -> Any:
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
 def word_tokens(text: str) -> list[str]:
     """NLTK's ``word_tokenize`` (the reference's tokenisation for all-caps words): Punkt
     sentences, then NLTK's Treebank word tokenizer on each."""
-    from nltk.tokenize import NLTKWordTokenizer
-
     punkt = _punkt()
     sentences = [text] if punkt is None else punkt.tokenize(text)
-    tokenizer = NLTKWordTokenizer()
+    tokenizer = _word_tokenizer()
     return [token for sentence in sentences for token in tokenizer.tokenize(sentence)]
 
 

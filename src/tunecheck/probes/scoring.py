@@ -8,8 +8,7 @@ secondary figures that go into :attr:`ProbeOutcome.details`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +24,6 @@ class Scored:
     scores: np.ndarray
     answers: list[str]
     invalid: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- multiple choice
