@@ -169,3 +169,30 @@ def test_demo_rerun_reuses_the_adapter_and_every_generation(demo_dir: Path) -> N
     assert again["run_id"] != first["run_id"]
     assert adapter.stat().st_mtime_ns == mtime
     assert load_json((demo_dir / "report.json").read_text()).verdict is not None
+
+
+def test_commands_sh_runs_top_to_bottom(demo_dir: Path) -> None:
+    """The script the demo hands to the user runs as written: every step exits 0, the gate's
+    exit code is shown (the quick demo ends ABANDON, so `--fail-on iterate` gives 1), and the
+    report step rebuilds the run the demo just made (its real id, not a placeholder)."""
+    script = (demo_dir / "commands.sh").read_text()
+    run_id = json.loads((demo_dir / "demo.json").read_text())["run_id"]
+    assert "RUN_ID" not in script and f"tunecheck report {run_id} " in script
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=os.pathsep.join(sys.path),
+    )
+    proc = subprocess.run(
+        ["bash", "commands.sh"],
+        cwd=demo_dir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "gate exit code: 1" in proc.stdout
+    assert (demo_dir / "splits-again" / "tunecheck.lock.json").exists()
+    assert run_id in proc.stdout  # the Markdown report of the demo's own run

@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import traceback
 
 
@@ -61,6 +62,7 @@ def main(steps_path: str, results_path: str) -> None:
     for step in steps:
         records.clear()
         result: dict[str, object] = {"line": step["line"], "ok": True, "error": None}
+        started = time.perf_counter()
         try:
             if step["kind"] == "python":
                 if step["setup"]:
@@ -78,6 +80,8 @@ def main(steps_path: str, results_path: str) -> None:
             result["ok"] = False
             result["error"] = traceback.format_exc(limit=-4)
         result["prints"] = list(records)
+        # kept so a slow README step can be found (results.json in the test's folder)
+        result["seconds"] = round(time.perf_counter() - started, 2)
         results.append(result)
         sys.stdout.flush()
     with open(results_path, "w", encoding="utf-8") as f:
