@@ -59,7 +59,7 @@ def test_builtin_scenarios_meet_their_goals(name, reps, p_worst):
     assert lo <= share <= hi
 
 
-def test_minus_30_percent_probe_never_deploys_even_at_100_items_it_is_caught_at_300():
+def test_minus_30_percent_probe_at_100_items_is_missed_more_than_the_goal_allows():
     # the default size: D never deploys (above); 100-item probes do miss it, which is why the
     # default is 300 and why the verdict names the probe size an inconclusive drop needs
     small = run_scenario(with_probe_n(SCENARIOS["D"], 100), reps=60, seed=3, bootstrap=500)
