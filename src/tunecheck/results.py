@@ -189,7 +189,9 @@ class ProbeResult(BaseModel):
     rel_change: float | None = Field(description="(finetuned - base) / base")
     ci_low: float | None = Field(description="interval of the absolute change")
     ci_high: float | None
-    rel_ci_low: float | None = Field(None, description="interval of the absolute change / base")
+    rel_ci_low: float | None = Field(
+        None, description="paired bootstrap interval of finetuned / base - 1 (never below -1)"
+    )
     rel_ci_high: float | None = None
     p_value: float | None
     p_adjusted: float | None = None

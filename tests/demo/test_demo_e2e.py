@@ -116,6 +116,13 @@ def test_full_demo_concludes_what_the_readme_says(tmp_path: Path) -> None:
     assert result.verdict is not None and result.verdict.decision == "ITERATE"
     for name in failed:
         assert any(name in r for r in result.verdict.reasons), (name, result.verdict.reasons)
+    # the 135M model is at the floor of the reasoning probe: reported, never FAIL or blocking
+    reasoning = next(p for p in result.probes if p.name == "reasoning")
+    assert reasoning.status == "uninformative" and reasoning.gate == "uninformative", reasoning
+    assert any(
+        "reasoning probe" in r and "uninformative for this model" in r
+        for r in result.verdict.reasons
+    )
 
 
 def test_callback_metrics_in_trainer_log_history(demo_dir: Path) -> None:

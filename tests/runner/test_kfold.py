@@ -16,8 +16,11 @@ from tunecheck.data import split_dataset
 from tunecheck.data.lock import read_lock
 from tunecheck.errors import SpecError
 from tunecheck.models.base import Generation, GenerationRequest, Progress, backend
+from tunecheck.report.html import render_html
+from tunecheck.report.markdown import render_markdown
 from tunecheck.runner import RunOptions, run
 from tunecheck.spec import load_spec
+from tunecheck.store import open_store
 
 CATEGORIES = ["billing", "shipping", "technical", "account"]
 
@@ -139,6 +142,13 @@ def test_five_folds_pool_into_one_verdict(project: Path) -> None:
     assert any(
         "compare 'finetuned' with 'base' (probe_baseline)" in r for r in result.verdict.reasons
     )
+    # the report shows per-fold and pooled numbers; the HTML report draws the floor probe
+    md = render_markdown(result)
+    assert "| fold | n | candidate | baseline | Δ (pts) | 95% CI | p |" in md
+    for f in task.folds:
+        assert f"| {f.fold} | 30 | {f.values['finetuned']:.3f} |" in md
+    html = render_html(open_store(store), result.run_id)
+    assert "arithmetic (accuracy)" in html
     # the stored run carries the same pooled verdict, and a re-run makes no model call
     again = run(spec, options=RunOptions(store_url=store, show_progress=False))
     assert again.model_calls == 0 and again.result.verdict == result.verdict

@@ -25,6 +25,7 @@ from scipy.stats import binom
 from typer.testing import CliRunner
 
 from tunecheck.cli import app
+from tunecheck.errors import TunecheckError
 from tunecheck.simulate import (
     SimulationError,
     builtin_scenarios,
@@ -49,7 +50,8 @@ def test_builtin_scenarios_meet_their_goals(name, reps, p_worst):
     limit = goal.value * reps
     flake = binom.sf(limit, reps, p_worst) if goal.at_most else binom.cdf(limit - 1, reps, p_worst)
     assert flake < 1e-3
-    result = run_scenario(scenario, reps=reps, seed=11, bootstrap=1000)
+    # 500 resamples: the decisions depend on the count only through the task interval's bound
+    result = run_scenario(scenario, reps=reps, seed=11, bootstrap=500)
     share = result.share(goal.outcome)
     assert goal.met(share), f"{name}: {goal} but simulated {share:.3f}"
     assert sum(result.counts.values()) == reps
@@ -57,7 +59,7 @@ def test_builtin_scenarios_meet_their_goals(name, reps, p_worst):
     assert lo <= share <= hi
 
 
-def test_minus_30_percent_probe_never_deploys_even_at_100_items_it_is_caught_at_300():
+def test_minus_30_percent_probe_at_100_items_is_missed_more_than_the_goal_allows():
     # the default size: D never deploys (above); 100-item probes do miss it, which is why the
     # default is 300 and why the verdict names the probe size an inconclusive drop needs
     small = run_scenario(with_probe_n(SCENARIOS["D"], 100), reps=60, seed=3, bootstrap=500)
@@ -78,10 +80,12 @@ def test_correlated_pairs_have_the_promised_rates_and_copy_share():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["binary", "continuous", "macro_f1"])
 def test_paired_bootstrap_interval_covers_the_truth(kind):
-    # 400 data sets: the Monte-Carlo SE of a 95% coverage is sqrt(.95 * .05 / 400) = 0.011, so
-    # +-3 SE is [0.917, 0.983]; `python -m bench verdict` checks 93-97% with 4000 data sets
-    cov = coverage(kind, reps=400, n=200, n_resamples=1000, seed=1)
-    assert 0.917 <= cov <= 0.983
+    # the target, 93-97%, over 1000 data sets: the Monte-Carlo SE of a 95% coverage is
+    # sqrt(.95 * .05 / 1000) = 0.0069, so the target is +-3 SE around 0.95. Seeded (the
+    # estimates are 0.951 binary, 0.942 continuous, 0.934 macro-F1); `python -m bench verdict`
+    # measures it with 4000 data sets (README, "Are the intervals honest?")
+    cov = coverage(kind, reps=1000, n=200, n_resamples=1000, seed=1)
+    assert 0.93 <= cov <= 0.97
 
 
 @pytest.mark.slow
@@ -98,14 +102,38 @@ def test_cli_simulate_json_and_module_entry_point():
         app, ["simulate", "--gain", "0", "--task-n", "50", "--probe", "100:0.6:0", "--reps", "10"]
     )
     assert custom.exit_code == 0 and "custom" in custom.output and "P(DEPLOY)=" in custom.output
-    env = {**os.environ}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tunecheck.simulate", "--probe", "bad", "--reps", "2"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "N:BASE_RATE:REL_CHANGE" in proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "tunecheck.simulate", "-s", "A", "--reps", "3"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env={**os.environ}, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0 and "A: no true task gain" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--probe", "bad"], "N:BASE_RATE:REL_CHANGE"),
+        (["--probe", "0:0.6:0"], "N >= 1"),
+        (["--baseline-rate", "1.5"], "--baseline-rate 1.5: an accuracy is between 0 and 1"),
+        (["--gain", "0.6"], "a true rate of 1.100 after 0.500 is impossible"),
+        (["--copy", "1"], "copy share must be in [0, 1)"),
+        (["-s", "E"], "unknown scenario(s) ['E']"),
+        (["-s", "B", "--gain", "0.1"], "custom option(s) --gain describe a custom scenario"),
+        (["--probe-n", "100", "--copy", "0.3"], "custom option(s) --copy describe"),
+    ],
+)
+def test_cli_simulate_bad_input_is_named(args, message):
+    # raised before any simulation; the CLI's main() prints it and exits 2
+    out = CliRunner().invoke(app, ["simulate", *args, "--reps", "2"])
+    assert isinstance(out.exception, TunecheckError), out.output
+    assert message in str(out.exception)
+
+
+def test_cli_simulate_any_custom_option_makes_a_custom_scenario():
+    # --baseline-rate or --copy alone used to fall back to the built-in scenarios silently
+    for args in (["--baseline-rate", "0.7"], ["--copy", "0.2"]):
+        out = CliRunner().invoke(app, ["simulate", *args, "--reps", "2", "--json"])
+        assert out.exit_code == 0, out.output
+        (data,) = json.loads(out.output)
+        assert data["scenario"]["name"] == "custom" and data["scenario"]["probes"] == []
+    assert data["scenario"]["copy"] == 0.2 and data["scenario"]["baseline_rate"] == 0.5

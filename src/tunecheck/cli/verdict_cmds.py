@@ -40,9 +40,13 @@ def simulate_cmd(
     ),
     bootstrap: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples."),
     task_n: int | None = typer.Option(None, "--task-n", min=2, help="Custom: task examples."),
-    baseline_rate: float = typer.Option(0.5, "--baseline-rate", help="Custom: baseline accuracy."),
+    baseline_rate: float | None = typer.Option(
+        None, "--baseline-rate", help="Custom: baseline accuracy (default 0.5)."
+    ),
     gain: float | None = typer.Option(None, "--gain", help="Custom: true task gain (absolute)."),
-    copy: float = typer.Option(0.5, "--copy", help="Custom: share of candidate answers copied."),
+    copy: float | None = typer.Option(
+        None, "--copy", help="Custom: share of candidate answers copied (default 0.5)."
+    ),
     probe: list[str] = typer.Option(
         [], "--probe", help="Custom probe N:BASE_RATE:REL_CHANGE[:COPY] (repeatable)."
     ),
@@ -53,7 +57,8 @@ def simulate_cmd(
 
     Without custom options it runs the built-in scenarios A-D (issue 13): A no gain; B a
     +20-point gain with unchanged probes; C the same gain with one probe at -15%; D one
-    probe at -30%. Giving --task-n, --gain or --probe simulates one custom scenario.
+    probe at -30%. Giving --task-n, --baseline-rate, --gain, --copy or --probe simulates one
+    custom scenario instead.
     """
     from tunecheck.simulate import (
         ProbeScenario,
@@ -63,7 +68,25 @@ def simulate_cmd(
         run_scenario,
     )
 
-    if task_n is not None or gain is not None or probe:
+    custom = {
+        "--task-n": task_n, "--baseline-rate": baseline_rate, "--gain": gain, "--copy": copy,
+        "--probe": probe or None,
+    }  # fmt: skip
+    given = [name for name, value in custom.items() if value is not None]
+    if given and (scenario or probe_n is not None):
+        raise TunecheckError(
+            f"custom option(s) {', '.join(given)} describe a custom scenario; --scenario and "
+            "--probe-n pick built-in ones",
+            hint="use either the built-in scenarios or the custom options, not both",
+        )
+    if baseline_rate is not None and not 0 <= baseline_rate <= 1:
+        raise TunecheckError(
+            f"--baseline-rate {baseline_rate:g}: an accuracy is between 0 and 1",
+            hint="e.g. --baseline-rate 0.7",
+        )
+    if given:
+        baseline_rate = 0.5 if baseline_rate is None else baseline_rate
+        copy = 0.5 if copy is None else copy
         probes = tuple(
             ProbeScenario(n=n, base_rate=b, rel_change=c, copy=cp)
             for n, b, c, cp in map(_probe_arg, probe)

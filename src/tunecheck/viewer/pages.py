@@ -129,7 +129,9 @@ def _probe_chart(result: RunResult) -> Markup | None:
         [
             Interval(
                 f"{p.name} ({p.metric})", p.rel_change, p.rel_ci_low, p.rel_ci_high,
-                status={"ok": "good", "warning": "warn", "FAIL": "bad"}[p.status],
+                # an uninformative probe (floor/ceiling) is neither good nor bad: neutral, with why
+                note=p.note_uninformative or "",
+                status={"ok": "good", "warning": "warn", "FAIL": "bad"}.get(p.status, "neutral"),
             )
             for p in result.probes
         ],
