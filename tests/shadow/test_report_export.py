@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from shadow_procs import chat_body, env, rows
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judge"))
+from judge_server import JudgeServer
+
 from tunecheck.shadow.log import load_requests
 from tunecheck.shadow.report import build_report
 
@@ -87,6 +90,23 @@ def test_report_numbers_match_the_rows(logged: Path) -> None:
     assert json.loads(r.stdout)["pairs"] == 20
     r = _tunecheck("shadow", "report", "--store", str(logged))
     assert "where they disagree most" in r.stdout and "McNemar p" in r.stdout
+    # the run's pairwise LLM judge from the command line (a scripted judge server that
+    # prefers the longer answer): every successful pair judged, the candidate wins each
+    with JudgeServer() as server:
+        r = _tunecheck(
+            "shadow",
+            "report",
+            "--store",
+            str(logged),
+            "--judge",
+            server.ref("judge-longer"),
+            "--json",
+        )
+        assert r.returncode == 0, r.stderr
+        j = json.loads(r.stdout)["judge"]
+        assert (j["wins"], j["losses"], j["ties"], j["judge_errors"]) == (15, 0, 0, 0)
+        assert j["cost"]["calls"] == server.judge_calls() > 0
+        assert j["cost"]["calls"] + j["cost"]["cached"] == 2 * 15  # both orders of each pair
 
 
 @pytest.mark.slow
