@@ -55,6 +55,14 @@ def test_binary_analysis_numbers(tmp_path: Path) -> None:
     assert res.seq_ci_low < res.ci_low < res.difference < res.ci_high < res.seq_ci_high
     assert res.seq_p_value < 0.05 and res.decision == "TREATMENT BETTER"
     assert not res.srm.mismatch
+    path = tmp_path / "e.jsonl"
+    # a higher rate of errors or edits is a worse candidate (--lower-is-better)
+    assert analyze(path, higher_is_better=False).decision == "TREATMENT WORSE"
+    # naming the variants explicitly swaps which one is the treatment
+    swapped = analyze(path, control="treatment", treatment="control")
+    assert swapped.difference == pytest.approx(-res.difference)
+    assert swapped.seq_p_value == pytest.approx(res.seq_p_value)
+    assert swapped.decision == "CONTROL WORSE"
 
 
 def test_continuous_parquet_and_repeated_events(tmp_path: Path) -> None:
