@@ -204,7 +204,15 @@ def test_mirror_fraction_and_no_content(stubs, proxies, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok", model="prod-model"), stubs("ok", model="cand-model")
-    proxy = proxies(prod.url, cand.url, "--split", "0.3", "--experiment", "exp1")
+    proxy = proxies(
+        prod.url,
+        cand.url,
+        "--split",
+        "0.3",
+        "--experiment",
+        "exp1",
+        extra_env={"TUNECHECK_CANDIDATE_API_KEY": CANDIDATE_KEY},
+    )
     users = [f"user-{i}" for i in range(30)]
     with httpx.Client(timeout=30) as client:
         for rep in range(2):
@@ -238,6 +246,9 @@ def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> 
     assert 0 < n_cand < 30
     assert cand.stats()["requests"] == 2 * n_cand
     assert prod.stats()["requests"] == 2 * (30 - n_cand) + 1
+    # users served by the candidate reach it with its own key, never the caller's
+    assert cand.stats()["auth"] == [f"Bearer {CANDIDATE_KEY}"]
+    assert prod.stats()["auth"] == [f"Bearer {CALLER_KEY}"]
     from tunecheck.shadow.log import load_requests
     from tunecheck.shadow.report import build_report
 
