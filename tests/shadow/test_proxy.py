@@ -95,8 +95,16 @@ def test_mirror_relays_production_unchanged_and_logs_pairs(stubs, proxies, tmp_p
     # keys: the caller's to production only, the candidate's to the candidate only
     assert prod.stats()["auth"] == [f"Bearer {CALLER_KEY}"]
     assert cand.stats()["auth"] == [f"Bearer {CANDIDATE_KEY}"]
+    # production's errors come back unchanged too; a body that is not JSON is not mirrored
+    with httpx.Client(timeout=30) as client:
+        h = {"authorization": f"Bearer {CALLER_KEY}", "content-type": "application/json"}
+        via = client.post(proxy.url + "/chat/completions", content=b"{not json", headers=h)
+        direct = client.post(prod.url + "/chat/completions", content=b"{not json", headers=h)
+    assert via.status_code == direct.status_code == 400 and via.content == direct.content
+    assert wait_rows(db, "prod_status = 400 and mirror = 'unparsable'", 1) == 1
+    assert cand.stats()["requests"] == 12
     out = proxy.stop()
-    assert "stopped: 12 requests, 12 mirrored, 0 mirrors dropped" in out
+    assert "stopped: 13 requests, 12 mirrored, 0 mirrors dropped" in out
     blob = _db_bytes(db)
     for key in (CALLER_KEY, CANDIDATE_KEY):
         assert key.encode() not in blob and key not in out
