@@ -15,6 +15,9 @@ proxied request, each with production's answer.
 
 Targets: added p50 <= 2 ms, added p99 <= 10 ms, zero lost or duplicated.
 ``TUNECHECK_BENCH_SHADOW_SECONDS`` shortens the run (default 30).
+``TUNECHECK_BENCH_SHADOW_CANDIDATES`` picks the candidate phases (default ``ok,hang``;
+also ``error`` (500 to everything), ``reset`` (drops every connection) and ``slow``
+(answers after 5 ms, over 10x production's latency here)).
 """
 
 from __future__ import annotations
@@ -143,14 +146,22 @@ async def _load(direct: str, proxied: str, seconds: float) -> dict[str, list]:
     return {**lat, "status_direct": status["direct"], "status_proxy": status["proxy"]}
 
 
-def _phase(name: str, candidate_mode: str, workdir: Path) -> bool:
+_CANDIDATES = {  # phase name -> the candidate stub's arguments
+    "ok": ("healthy candidate", ["--mode", "ok"]),
+    "hang": ("hanging candidate", ["--mode", "hang"]),
+    "error": ("candidate answering 500", ["--mode", "error"]),
+    "reset": ("candidate resetting connections", ["--mode", "reset"]),
+    "slow": ("slow candidate (5 ms)", ["--mode", "ok", "--delay", "0.005"]),
+}
+
+
+def _phase(name: str, candidate_args: list[str], workdir: Path) -> bool:
     import httpx
 
+    candidate_mode = " ".join(candidate_args)
     prod, prod_url = _spawn(["-m", "tunecheck.shadow.stub", "--lifetime", "900"])
-    cand, cand_url = _spawn(
-        ["-m", "tunecheck.shadow.stub", "--mode", candidate_mode, "--lifetime", "900"]
-    )
-    db = workdir / f"{name}.db"
+    cand, cand_url = _spawn(["-m", "tunecheck.shadow.stub", *candidate_args, "--lifetime", "900"])
+    db = workdir / f"{name.split()[0]}-{len(list(workdir.iterdir()))}.db"
     proxy, proxy_url = _spawn(
         [
             "-m",
@@ -221,10 +232,16 @@ def _phase(name: str, candidate_mode: str, workdir: Path) -> bool:
 
 
 def main() -> bool:
+    wanted = os.environ.get("TUNECHECK_BENCH_SHADOW_CANDIDATES", "ok,hang").split(",")
+    unknown = [w for w in wanted if w.strip() not in _CANDIDATES]
+    if unknown:
+        raise ValueError(f"unknown candidate phase(s) {unknown}; choose from {list(_CANDIDATES)}")
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        healthy = _phase("healthy candidate", "ok", Path(tmp))
-        hanging = _phase("hanging candidate", "hang", Path(tmp))
-    return healthy and hanging
+        for w in wanted:
+            name, args = _CANDIDATES[w.strip()]
+            results.append(_phase(name, args, Path(tmp)))
+    return all(results)
 
 
 if __name__ == "__main__":

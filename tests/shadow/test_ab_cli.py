@@ -55,6 +55,14 @@ def test_binary_analysis_numbers(tmp_path: Path) -> None:
     assert res.seq_ci_low < res.ci_low < res.difference < res.ci_high < res.seq_ci_high
     assert res.seq_p_value < 0.05 and res.decision == "TREATMENT BETTER"
     assert not res.srm.mismatch
+    path = tmp_path / "e.jsonl"
+    # a higher rate of errors or edits is a worse candidate (--lower-is-better)
+    assert analyze(path, higher_is_better=False).decision == "TREATMENT WORSE"
+    # naming the variants explicitly swaps which one is the treatment
+    swapped = analyze(path, control="treatment", treatment="control")
+    assert swapped.difference == pytest.approx(-res.difference)
+    assert swapped.seq_p_value == pytest.approx(res.seq_p_value)
+    assert swapped.decision == "CONTROL WORSE"
 
 
 def test_continuous_parquet_and_repeated_events(tmp_path: Path) -> None:
@@ -80,6 +88,30 @@ def test_continuous_parquet_and_repeated_events(tmp_path: Path) -> None:
     ref = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     assert (res.ci_low, res.ci_high) == pytest.approx((ref.low, ref.high))
     assert res.decision == "KEEP RUNNING"
+
+
+def test_csv_events_enter_the_sequential_test_in_timestamp_order(tmp_path: Path) -> None:
+    import csv
+
+    rows = _events(800, 800, 0.3, 0.3, seed=4)
+    in_order = analyze(_write_jsonl(tmp_path / "ordered.jsonl", rows))
+    # the same events as CSV, shuffled, with numeric timestamps (9 must come before 10)
+    shuffled = [rows[i] | {"timestamp": i} for i in np.random.default_rng(9).permutation(len(rows))]
+    with open(tmp_path / "shuffled.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["timestamp", "unit_id", "variant", "outcome"])
+        writer.writeheader()
+        writer.writerows(shuffled)
+    by_time = analyze(tmp_path / "shuffled.csv")
+    assert by_time.outcome == "binary" and by_time.events == 1600
+    for field in ("difference", "ci_low", "ci_high", "seq_p_value", "seq_ci_low", "seq_ci_high"):
+        assert getattr(by_time, field) == pytest.approx(getattr(in_order, field), rel=1e-12)
+    # without the timestamps the file order is the arrival order: a different path
+    _write_jsonl(
+        tmp_path / "no_time.jsonl", [{k: r[k] for k in r if k != "timestamp"} for r in shuffled]
+    )
+    by_file = analyze(tmp_path / "no_time.jsonl")
+    assert by_file.difference == pytest.approx(in_order.difference)
+    assert by_file.seq_p_value != pytest.approx(in_order.seq_p_value, rel=1e-6)
 
 
 @pytest.mark.slow

@@ -95,8 +95,16 @@ def test_mirror_relays_production_unchanged_and_logs_pairs(stubs, proxies, tmp_p
     # keys: the caller's to production only, the candidate's to the candidate only
     assert prod.stats()["auth"] == [f"Bearer {CALLER_KEY}"]
     assert cand.stats()["auth"] == [f"Bearer {CANDIDATE_KEY}"]
+    # production's errors come back unchanged too; a body that is not JSON is not mirrored
+    with httpx.Client(timeout=30) as client:
+        h = {"authorization": f"Bearer {CALLER_KEY}", "content-type": "application/json"}
+        via = client.post(proxy.url + "/chat/completions", content=b"{not json", headers=h)
+        direct = client.post(prod.url + "/chat/completions", content=b"{not json", headers=h)
+    assert via.status_code == direct.status_code == 400 and via.content == direct.content
+    assert wait_rows(db, "prod_status = 400 and mirror = 'unparsable'", 1) == 1
+    assert cand.stats()["requests"] == 12
     out = proxy.stop()
-    assert "stopped: 12 requests, 12 mirrored, 0 mirrors dropped" in out
+    assert "stopped: 13 requests, 12 mirrored, 0 mirrors dropped" in out
     blob = _db_bytes(db)
     for key in (CALLER_KEY, CANDIDATE_KEY):
         assert key.encode() not in blob and key not in out
@@ -204,7 +212,15 @@ def test_mirror_fraction_and_no_content(stubs, proxies, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> None:
     prod, cand = stubs("ok", model="prod-model"), stubs("ok", model="cand-model")
-    proxy = proxies(prod.url, cand.url, "--split", "0.3", "--experiment", "exp1")
+    proxy = proxies(
+        prod.url,
+        cand.url,
+        "--split",
+        "0.3",
+        "--experiment",
+        "exp1",
+        extra_env={"TUNECHECK_CANDIDATE_API_KEY": CANDIDATE_KEY},
+    )
     users = [f"user-{i}" for i in range(30)]
     with httpx.Client(timeout=30) as client:
         for rep in range(2):
@@ -238,6 +254,9 @@ def test_split_is_sticky_per_user_and_logged(stubs, proxies, tmp_path: Path) -> 
     assert 0 < n_cand < 30
     assert cand.stats()["requests"] == 2 * n_cand
     assert prod.stats()["requests"] == 2 * (30 - n_cand) + 1
+    # users served by the candidate reach it with its own key, never the caller's
+    assert cand.stats()["auth"] == [f"Bearer {CANDIDATE_KEY}"]
+    assert prod.stats()["auth"] == [f"Bearer {CALLER_KEY}"]
     from tunecheck.shadow.log import load_requests
     from tunecheck.shadow.report import build_report
 

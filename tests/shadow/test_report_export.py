@@ -11,7 +11,12 @@ import httpx
 import numpy as np
 import pytest
 from shadow_procs import chat_body, env, rows
+from typer.testing import CliRunner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judge"))
+from judge_server import JudgeServer
+
+from tunecheck.cli import app
 from tunecheck.shadow.log import load_requests
 from tunecheck.shadow.report import build_report
 
@@ -82,11 +87,22 @@ def test_report_numbers_match_the_rows(logged: Path) -> None:
     assert rep.judge["judge_errors"] == skipped and rep.judge["wins"] == 15 - skipped
     assert rep.judge["win_rate"] == 1.0
 
-    r = _tunecheck("shadow", "report", "--store", str(logged), "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["pairs"] == 20
-    r = _tunecheck("shadow", "report", "--store", str(logged))
-    assert "where they disagree most" in r.stdout and "McNemar p" in r.stdout
+    # the command line, in this process (the entry point's exit codes are tested below)
+    r = CliRunner().invoke(app, ["shadow", "report", "--store", str(logged)])
+    assert r.exit_code == 0, r.output
+    assert "where they disagree most" in r.output and "McNemar p" in r.output
+    # the run's pairwise LLM judge (a scripted judge server that prefers the longer
+    # answer): every successful pair judged in both orders, the candidate wins each
+    with JudgeServer() as server:
+        args = ["shadow", "report", "--store", str(logged), "--json"]
+        r = CliRunner().invoke(app, [*args, "--judge", server.ref("judge-longer")])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.output)
+        assert out["pairs"] == 20
+        j = out["judge"]
+        assert (j["wins"], j["losses"], j["ties"], j["judge_errors"]) == (15, 0, 0, 0)
+        assert j["cost"]["calls"] == server.judge_calls() > 0
+        assert j["cost"]["calls"] + j["cost"]["cached"] == 2 * 15
 
 
 @pytest.mark.slow

@@ -238,7 +238,7 @@ def _print_ab(res: ABResult) -> None:
         f"[bold]A/B[/] {res.path}: {res.outcome} outcome, {res.events:,} events",
         f"  {res.control:<12} {res.units_control:>8,} units   mean {fmt.format(res.mean_control)}",
         f"  {res.treatment:<12} {res.units_treatment:>8,} units   mean {fmt.format(res.mean_treatment)}",
-        f"  difference {pts(res.difference)}  95% CI [{pts(res.ci_low)}, {pts(res.ci_high)}] (look once)",
+        f"  difference {pts(res.difference)}  {1 - res.alpha:.0%} CI [{pts(res.ci_low)}, {pts(res.ci_high)}] (look once)",
         f"  sequential: always-valid p = {res.seq_p_value:.3g}, "
         f"CI [{pts(res.seq_ci_low)}, {pts(res.seq_ci_high)}] (valid at every look; mSPRT, tau {res.tau:.3g})",
         f"  split: {res.srm.observed_treatment_share:.2%} in {res.treatment} "

@@ -121,6 +121,20 @@ def _outcome(value: Any, where: str) -> float:
     )
 
 
+def _time_key(value: Any) -> tuple[int, Any]:
+    """A sort key for a ``timestamp``: numbers (epoch seconds, also as text in CSV) by
+    value, so 9 comes before 10; anything else (ISO dates, datetimes) as text; empty last."""
+    if value is None or value == "":
+        return (2, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value))
+    text = str(value).strip()
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)
+
+
 def load_events(
     path: str | Path, *, control: str | None = None, treatment: str | None = None
 ) -> Events:
@@ -139,7 +153,7 @@ def load_events(
             )
     has_time = "timestamp" in table.columns
     per_unit: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    first: dict[str, tuple[Any, int]] = {}
+    first: dict[str, tuple[tuple[int, Any], int]] = {}
     for i, row in enumerate(table.rows):
         where = table.where(i)
         unit, variant = row.get("unit_id"), row.get("variant")
@@ -151,16 +165,13 @@ def load_events(
             raise DataError("empty outcome", where=where)
         unit, variant = str(unit), str(variant)
         per_unit[unit][variant].append(_outcome(row["outcome"], where))
-        key = (row.get("timestamp") if has_time else None, i)
-        if unit not in first or (has_time and str(key[0]) < str(first[unit][0])):
-            first[unit] = (str(key[0]) if has_time else None, i)
+        key = (_time_key(row.get("timestamp")) if has_time else (0, 0.0), i)
+        if unit not in first or key < first[unit]:
+            first[unit] = key
     variants = sorted({v for d in per_unit.values() for v in d})
     control, treatment = _pick(variants, control, treatment, str(path))
     both = sorted(u for u, d in per_unit.items() if len(d) > 1)
-    order = sorted(
-        (u for u, d in per_unit.items() if len(d) == 1),
-        key=lambda u: (first[u][0] or "", first[u][1]) if has_time else first[u][1],
-    )
+    order = sorted((u for u, d in per_unit.items() if len(d) == 1), key=lambda u: first[u])
     values = np.array([np.mean(next(iter(per_unit[u].values()))) for u in order])
     is_t = np.array([next(iter(per_unit[u])) == treatment for u in order], dtype=bool)
     raw = [x for d in per_unit.values() for xs in d.values() for x in xs]
