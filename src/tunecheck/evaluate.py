@@ -68,9 +68,15 @@ def final_verdict(
 ) -> Verdict:
     """The verdict a run ends with: :func:`~tunecheck.verdict.decide` on the numbers, then
     :func:`~tunecheck.verdict_context.qualify` with what the numbers cannot see."""
+    from dataclasses import replace
+
+    from tunecheck.probe_rules import gate
     from tunecheck.verdict_context import VerdictContext, qualify
 
-    return qualify(decide(tasks, probes, as_thresholds(thresholds)), context or VerdictContext())
+    ctx = context or VerdictContext()
+    if probes and all(gate(p) == "uninformative" for p in probes):
+        ctx = replace(ctx, probes_uninformative=True)
+    return qualify(decide(tasks, probes, as_thresholds(thresholds)), ctx)
 
 
 def score_probes(

@@ -51,6 +51,8 @@ class VerdictContext:
 
     run_id: str | None = None
     probes_run: bool = True
+    #: probes ran, but every one was at the model's floor or ceiling (none could show a drop)
+    probes_uninformative: bool = False
     no_probes_reason: str = ""
     causal_lm: bool = True
     unprompted_baseline: bool = False
@@ -232,6 +234,12 @@ def qualify(verdict: Verdict, ctx: VerdictContext) -> Verdict:
                 "run capability probes (remove `probes: []` / `--no-probes`) before deploying: "
                 "fine-tuning can cost general abilities"
             )
+    elif ctx.probes_uninformative and v.decision == "DEPLOY" and ctx.causal_lm:
+        _mark(v, CAPABILITIES_NOT_CHECKED)
+        v.next_steps.append(
+            "add probes this base model can do (well above chance, below the ceiling): every "
+            "probe of this run was uninformative, so no regression could be seen"
+        )
     if ctx.unprompted_baseline:
         v.reasons.append(
             "weak baseline: no baseline has a system prompt or few-shot examples, so the "

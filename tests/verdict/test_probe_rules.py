@@ -215,3 +215,23 @@ def test_gate_regression_inconclusive_pass_and_holm_without_uninformative(deploy
     # without the real regression: the floor probe and the noisy drop do not block
     v2 = decide(deploy_task, adjust_probes([noisy, floor, fine], TH.alpha), TH)
     assert v2.decision == "DEPLOY" and "inconclusive" in v2.summary
+
+
+def test_deploy_with_only_uninformative_probes_is_marked_capabilities_not_checked(deploy_task):
+    from tunecheck.evaluate import final_verdict
+    from tunecheck.verdict_context import CAPABILITIES_NOT_CHECKED, VerdictContext
+
+    floor = _probe("reason", 4, 0, n=300, chance=0.0)
+    ceiling = _probe("easy", 299, 299, n=300)
+    only_useless = adjust_probes([floor, ceiling], TH.alpha)
+    assert {p.gate for p in only_useless} == {"uninformative"}
+    v = final_verdict(deploy_task, only_useless, TH, VerdictContext())
+    assert v.decision == "DEPLOY" and v.qualifiers == [CAPABILITIES_NOT_CHECKED]
+    assert "all uninformative" in v.summary
+    assert any("every probe of this run was uninformative" in s for s in v.next_steps)
+    # one probe that can show a drop is a real check: no mark
+    useful = adjust_probes([floor, _probe("mc", 150, 149)], TH.alpha)
+    assert final_verdict(deploy_task, useful, TH, VerdictContext()).qualifiers == []
+    # a classifier candidate is not marked (it cannot be probed by generation)
+    clf = VerdictContext(causal_lm=False)
+    assert final_verdict(deploy_task, only_useless, TH, clf).qualifiers == []
