@@ -178,6 +178,13 @@ def test_small_dataset_warns_and_recommends_folds(tmp_path: Path) -> None:
         lock = split_dataset(src, tmp_path / "out", stratify="label")
     assert any("--folds" in w for w in lock.warnings)
     assert lock.id_field == "id"  # the `id` column is used when every row has one
+    # the warning quotes the test split's real size, not n x ratio (3 x 0.5 rounds to 2)
+    tiny = _write_jsonl(
+        tmp_path / "tiny.jsonl", [{"id": str(i), "input": f"q {i}"} for i in range(3)]
+    )
+    with pytest.warns(SplitWarning, match=r"a 50% test split \(1 example\)"):
+        lock = split_dataset(tiny, tmp_path / "tiny", ratios=(0.5, 0.0, 0.5))
+    assert lock.splits["test"].rows == 1
 
 
 def test_kfold_writes_one_lock_per_fold(tmp_path: Path) -> None:

@@ -413,12 +413,6 @@ def split_dataset(
     labels = _labels(table, stratify)
 
     n = len(table.rows)
-    if n < SMALL_DATASET and folds is None:
-        _warn(
-            notes,
-            f"only {n} examples: a {split_ratios[2]:.0%} test split ({round(n * split_ratios[2])} examples) is too small "
-            "to detect most differences; consider k-fold cross-validation with --folds 5",
-        )
     if group_by is not None and group_by not in table.columns:
         raise missing_column(
             table, group_by, "group_by", "pass the column that names each row's group"
@@ -510,6 +504,15 @@ def split_dataset(
         return index
 
     parts = place(split_ratios)
+    if n < SMALL_DATASET:
+        # the count the split really got (rounding and stratification move it off n * ratio)
+        _warn(
+            notes,
+            f"only {n} examples: a {split_ratios[2]:.0%} test split ({len(parts[2])} "
+            f"example{'' if len(parts[2]) == 1 else 's'}) "
+            "is too small to detect most differences; consider k-fold cross-validation with "
+            "--folds 5",
+        )
     splits = {}
     for name, idx in zip(SPLIT_NAMES, parts, strict=True):
         stale = out / (name + SUFFIX[table.fmt])
