@@ -754,7 +754,7 @@ class OpenAIModel(Model):
                         self._ll_max_tokens = 1  # OpenAI-style servers want at least one token
                         continue
                     raise self._no_logprobs(
-                        purpose, f"echo with logprobs refused: {failure.message}"
+                        purpose, f"echo with logprobs refused: {self._scrub(failure.message)}"
                     ) from None
                 raise
             self._ll_checked = True
