@@ -488,6 +488,9 @@ class FaultServer:
             # a badly behaved proxy that quotes the request headers in its error
             message = f"upstream failed for Authorization: {headers.get('authorization', '')}"
             writer.write(self._error(500, message))
+        elif action == "leak400":  # the same, refusing the request
+            message = f"bad request from Authorization: {headers.get('authorization', '')}"
+            writer.write(self._error(400, message))
         elif action == "error200":  # some proxies wrap failures in a 200
             writer.write(self._response(200, {"error": {"message": "engine crashed"}}))
         elif action.startswith("json:"):  # any body at all, sent as a success

@@ -13,6 +13,7 @@ from openai_servers import FaultServer, canned_answer
 
 from tunecheck.errors import BackendError
 from tunecheck.models import GenerationParams, GenerationRequest
+from tunecheck.models.base import LoglikelihoodRequest
 from tunecheck.models.openai_compat import SCRUBBED, OpenAIModel, _Failure
 
 KEY_ENV = "TUNECHECK_TEST_OPENAI_KEY"
@@ -140,6 +141,19 @@ def test_a_key_quoted_in_a_successful_answer_is_scrubbed(monkeypatch: pytest.Mon
     assert out[0].meta == {} and out[0].text == canned_answer("0")
     assert model.stats.scrubbed == 2
     assert not any(KEY in t for g in out for t in g.texts)
+
+
+def test_a_key_quoted_in_a_refused_log_likelihood_request_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the error raised when a server refuses echo + logprobs quotes the server's message
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with FaultServer(lambda rid, attempt: "leak400", api_key=KEY) as server:
+        model = OpenAIModel("fault-model", server.url, api_key_env=KEY_ENV, **FAST)
+        with pytest.raises(BackendError) as info:
+            model.loglikelihood([LoglikelihoodRequest("id=1 The sky is", " blue")])
+    assert "bad request from Authorization: Bearer ***" in str(info.value)
+    assert KEY not in str(info.value)
 
 
 def test_a_server_that_never_answers_stops_the_run_early() -> None:

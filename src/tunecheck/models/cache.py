@@ -42,13 +42,20 @@ class CacheStore(Protocol):
 
 
 class StreamingModel(Protocol):
-    """A backend with ``streams_answers = True`` also offers ``generate_each``."""
+    """A backend with ``streams_answers = True`` also offers ``generate_each`` and
+    ``loglikelihood_each``."""
 
     def generate_each(
         self,
         requests: Sequence[GenerationRequest],
         on_answer: Callable[[int, Generation], None],
     ) -> list[Generation]: ...
+
+    def loglikelihood_each(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        on_answer: Callable[[int, LoglikelihoodResult], None],
+    ) -> list[LoglikelihoodResult]: ...
 
 
 def _request_dict(req: GenerationRequest) -> dict[str, Any]:
@@ -309,6 +316,25 @@ class CachedModel(Model):
             if r is None:
                 by_context.setdefault(requests[i].context, []).append(i)
         groups = sorted(by_context.values(), key=lambda g: -len(requests[g[0]].context))
+
+        if groups and getattr(self.inner, "streams_answers", False):
+            # HTTP backends: one call, each score committed as it arrives (like generate)
+            todo = [i for group in groups for i in group]
+
+            def on_answer(k: int, res: LoglikelihoodResult) -> None:
+                i = todo[k]
+                results[i] = res
+                if res.error is None:
+                    req = requests[i]
+                    request = {"context": req.context, "continuation": req.continuation}
+                    self.store.put_loglikelihoods(fp, [(keys[i], request, res)])
+                if progress:
+                    progress(1)
+
+            self.calls += len(todo)
+            streaming = cast(StreamingModel, self.inner)
+            streaming.loglikelihood_each([requests[i] for i in todo], on_answer)
+            return [r for r in results if r is not None]
         size = self._chunk()  # contexts per inner call (one forward batch for local models)
         for g_start in range(0, len(groups), size):
             chunk = [i for group in groups[g_start : g_start + size] for i in group]

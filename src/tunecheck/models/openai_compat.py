@@ -638,7 +638,8 @@ class OpenAIModel(Model):
             on_result=on_answer,
         )
 
-    #: :meth:`generate_each` reports every answer the moment it arrives
+    #: :meth:`generate_each` and :meth:`loglikelihood_each` report every answer the moment
+    #: it arrives
     streams_answers = True
 
     def generate_each(
@@ -753,7 +754,7 @@ class OpenAIModel(Model):
                         self._ll_max_tokens = 1  # OpenAI-style servers want at least one token
                         continue
                     raise self._no_logprobs(
-                        purpose, f"echo with logprobs refused: {failure.message}"
+                        purpose, f"echo with logprobs refused: {self._scrub(failure.message)}"
                     ) from None
                 raise
             self._ll_checked = True
@@ -766,8 +767,9 @@ class OpenAIModel(Model):
         requests: Sequence[LoglikelihoodRequest],
         progress: Progress | None = None,
         purpose: str | None = None,
+        on_answer: Callable[[int, LoglikelihoodResult], None] | None = None,
     ) -> list[LoglikelihoodResult]:
-        """Async :meth:`loglikelihood`."""
+        """Async :meth:`loglikelihood` (and :meth:`loglikelihood_each` with ``on_answer``)."""
         if self.supports_loglikelihood is False and self._ll_checked is False and requests:
             raise self._no_logprobs(purpose, "found on an earlier request")
 
@@ -785,7 +787,22 @@ class OpenAIModel(Model):
             return await self._loglikelihood_one(req, limiter, client, purpose)
 
         solo = not self._verified or not self._ll_checked
-        return await self._map(list(requests), one, failed, progress, solo_first=solo)
+        return await self._map(
+            list(requests), one, failed, progress, solo_first=solo, on_result=on_answer
+        )
+
+    def loglikelihood_each(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        on_answer: Callable[[int, LoglikelihoodResult], None],
+        progress: Progress | None = None,
+        purpose: str | None = None,
+    ) -> list[LoglikelihoodResult]:
+        """:meth:`loglikelihood`, calling ``on_answer(i, result)`` as each request finishes
+        (the cache stores each score there, like :meth:`generate_each`)."""
+        return self._run_sync(
+            lambda: self.aloglikelihood(requests, progress, purpose, on_answer=on_answer)
+        )
 
     def loglikelihood(
         self,
