@@ -144,7 +144,9 @@ _SKIP_KEYS = ("epoch", "step", "learning_rate", "grad_norm", "total_flos")
 
 def trainer_state_path(data: RunData) -> Path | None:
     """The run's linked ``trainer_state.json``: ``meta.trainer_state``, else next to the
-    candidate's model folder (a checkpoint or the Trainer's output_dir)."""
+    candidate's model folder or adapter (a checkpoint or the Trainer's output_dir)."""
+    from tunecheck.provenance import adapter_path
+
     linked = data.result.meta.get("trainer_state")
     if linked and Path(linked).exists():
         return Path(linked)
@@ -152,23 +154,42 @@ def trainer_state_path(data: RunData) -> Path | None:
     for c in data.run.contenders:
         if c.name != cand and cand is not None:
             continue
-        ref = c.model.split(":", 1)[-1]
-        for folder in (Path(ref), Path(ref).parent):
-            with_state = folder / "trainer_state.json"
-            if folder.name and with_state.is_file():
-                return with_state
+        adapter = adapter_path(c.model)
+        for ref in ([adapter] if adapter else []) + [Path(c.model.split(":", 1)[-1])]:
+            for folder in (ref, ref.parent):
+                with_state = folder / "trainer_state.json"
+                if folder.name and with_state.is_file():
+                    return with_state
     return None
 
 
-def training_charts(data: RunData) -> list[Markup]:
+def _trainer_state(data: RunData) -> Any:
+    """The candidate's training log: a linked file, else the ``trainer_state.json`` the run
+    recorded (the spec's ``training:`` path or the adapter folder; kept in the result, so
+    the curves survive the checkpoint folder being moved), else one found on disk."""
+    from tunecheck.training.curves import TrainerState, load_trainer_state
+
+    linked = data.result.meta.get("trainer_state")
+    info = data.result.training
+    recorded = getattr(info, "trainer_state", None)
+    if not (linked and Path(linked).exists()) and isinstance(recorded, dict):
+        history = recorded.get("log_history")
+        if isinstance(history, list) and all(isinstance(e, dict) for e in history):
+            meta = {k: v for k, v in recorded.items() if k != "log_history"}
+            return TrainerState(log_history=history, meta=meta, source=info.source)
     path = trainer_state_path(data)
     if path is None:
-        return []
-    from tunecheck.training.curves import load_trainer_state
-
+        return None
     try:
-        state = load_trainer_state(path)
+        return load_trainer_state(path)
     except TunecheckError:
+        return None
+
+
+def training_charts(data: RunData) -> list[Markup]:
+    """Loss curves and the task metrics logged during training (e.g. by ``TunecheckCallback``)."""
+    state = _trainer_state(data)
+    if state is None:
         return []
     keys = sorted(
         {
