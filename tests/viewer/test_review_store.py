@@ -119,6 +119,11 @@ def test_a_completed_review_settles_the_pending_blind_check(tmp_path, prefer, la
     run = make_run(tmp_path, n=120, blind_check=True)
     store = open_store(run.store_url)
     assert store.get_run(run.run_id)["verdict"] == "DEPLOY-pending-review"
+    from tunecheck.report.html import render_html
+
+    before = render_html(store, run.run_id)
+    assert 'id="verdict">DEPLOY-pending-review<' in before
+    assert re.search(r'id="blind-check">[^<]*<b class="warn">pending</b>', before)
     created = create_review(store, run.run_id, n=10, reviewers=1, seed=1)
     task = run.result.tasks[0]
     view = load_run(store, run.run_id).task()
@@ -137,6 +142,12 @@ def test_a_completed_review_settles_the_pending_blind_check(tmp_path, prefer, la
     verdict = stored["result"]["verdict"]
     assert verdict["blind_check"]["done"] and verdict["blind_check"]["examples"] == 10
     assert verdict["blind_check"]["passed"] == (prefer == "candidate")
+    after = render_html(store, run.run_id)  # the report shows the settled verdict and why
+    assert f'id="verdict">{label}<' in after and 'id="human-win-rate"' in after
+    outcome = "passed" if prefer == "candidate" else "failed"
+    assert re.search(
+        rf'id="blind-check">[^<]*<b class="(good|bad)">{outcome}</b> · 10 examples', after
+    )
     status = blind_check_status(store, run.run_id)  # a 0% win rate is "against", not unknown
     assert (status.favours_candidate, status.against_candidate) == (
         prefer == "candidate",
