@@ -51,6 +51,29 @@ def headline(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _summary(
+    store: Store, cache: RunCache, run_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """A finished run's headline and spec name, remembered: they never change, and reading
+    every run in full (its examples) on each visit of the runs page would not scale."""
+    if run_id in cache.headlines:
+        return cache.headlines[run_id]
+    raw = store.get_run(run_id).result
+    if not raw:
+        return None
+    try:
+        # the headline needs the first task's numbers, not its thousands of examples
+        tasks = raw.get("tasks") or []
+        light = RunResult.model_validate(
+            {**raw, "tasks": [{**tasks[0], "examples": []}] if tasks else []}
+        )
+    except ValueError:  # pydantic's ValidationError: an unreadable result has no headline
+        return None
+    found = (headline(light), light.spec_name)
+    cache.headlines[run_id] = found
+    return found
+
+
 def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]:
     """Every stored run with its headline numbers, and the delta's trend per task."""
     rows = []
@@ -58,13 +81,10 @@ def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]
     for run in store.list_runs(limit):
         entry: dict[str, Any] = {"run": run, "head": {}}
         if run.finished_at and run.status not in ("running",):
-            try:
-                data = cache.get(run.id)
-            except TunecheckError:
-                data = None
-            if data is not None:
-                entry["head"] = headline(data.result)
-                entry["spec"] = data.result.spec_name or run.name
+            found = _summary(store, cache, run.id)
+            if found is not None:
+                entry["head"], spec_name = found
+                entry["spec"] = spec_name or run.name
                 if entry["head"]:
                     trends.setdefault(entry["head"]["task"], []).append(
                         (run.created_at, entry["head"]["raw"])
