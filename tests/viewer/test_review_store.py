@@ -55,6 +55,7 @@ def test_review_lifecycle_orientation_and_status(fresh_run) -> None:
     r2 = authenticate(store, created.reviewers[1].token)
     _, items = reviewer_items(store, r1)
     assert {it.a == cand_out[it.input] for it in items} == {True, False}  # random sides
+    assert all(it.reference is None for it in items)  # the reference only when asked
     _prefer_candidate(store, r1, items, cand_out)
     status = blind_check_status(store, fresh_run.run_id)
     assert status.state == "in_progress" and status.wins == 12 and not status.favours_candidate
@@ -108,6 +109,11 @@ def test_review_lifecycle_orientation_and_status(fresh_run) -> None:
     out = runner.invoke(app, ["review", "status", fresh_run.run_id, "--json",
                               "--store", fresh_run.store_url])  # fmt: skip
     assert json.loads(out.stdout)[0]["win"]["wins"] == 8
+    # --show-reference: the reviewers see the reference too
+    asked = create_review(store, fresh_run.run_id, n=3, seed=3, show_reference=True)
+    refs = {view.inputs[e.id]: e.reference for e in view.examples}
+    shown = reviewer_items(store, authenticate(store, asked.reviewers[0].token))[1]
+    assert [it.reference for it in shown] == [refs[it.input] for it in shown]
 
 
 @pytest.mark.parametrize(("prefer", "label"), [("candidate", "DEPLOY"), ("baseline", "ITERATE")])

@@ -346,3 +346,18 @@ def test_run_page_and_report_show_judge_human_agreement(fresh_run) -> None:
     page = _client(store).get(f"/run/{fresh_run.run_id}").text
     assert f'id="judge-human-{created.review_id}"' in page and expected in page
     assert expected in render_html(store, fresh_run.run_id)
+
+
+def test_review_page_escapes_inputs_references_and_outputs(fresh_run) -> None:
+    """The review page carries its items as JSON in a script block: HTML in them stays text."""
+    import json
+
+    store = open_store(fresh_run.store_url)
+    created = create_review(store, fresh_run.run_id, n=500, seed=8, show_reference=True)
+    page = _client(store, created.reviewers[0].token).get("/review").text
+    assert "<img src=x" not in page and "<script>window" not in page
+    blob = re.search(r'<script type="application/json" id="items">(.*?)</script>', page, re.S)
+    items = json.loads(blob.group(1))
+    assert len(items) == created.n_items
+    assert any("onerror" in it["input"] for it in items)  # the HTML-carrying inputs are in
+    assert XSS_REFERENCE in {it["reference"] for it in items}
