@@ -361,3 +361,52 @@ def test_review_page_escapes_inputs_references_and_outputs(fresh_run) -> None:
     assert len(items) == created.n_items
     assert any("onerror" in it["input"] for it in items)  # the HTML-carrying inputs are in
     assert XSS_REFERENCE in {it["reference"] for it in items}
+
+
+def test_run_page_charts_deltas_and_probes_with_thresholds(scripted_run) -> None:
+    """The delta chart carries each comparison's numbers; the probe chart draws the warn and
+    fail thresholds at their places and every probe status (an uninformative one included)."""
+    from tunecheck.report import _fmt
+    from tunecheck.results import ProbeResult
+    from tunecheck.viewer.data import load_run
+    from tunecheck.viewer.pages import run_page
+
+    store = open_store(scripted_run.store_url)
+    data = load_run(store, scripted_run.run_id)  # a private copy: the probes are ours
+    probes = {"mmlu": (-0.02, "ok"), "gsm8k": (-0.10, "warning"), "ifeval": (-0.30, "FAIL"),
+              "arc": (0.0, "uninformative")}  # fmt: skip
+    data.result.probes = [
+        ProbeResult(name=name, metric="acc", n=100, base=0.5, finetuned=0.5 * (1 + rel),
+                    abs_change=0.5 * rel, rel_change=rel, ci_low=None, ci_high=None,
+                    rel_ci_low=rel - 0.05, rel_ci_high=rel + 0.05, p_value=0.5, test="t",
+                    significant=False, status=status)
+        for name, (rel, status) in probes.items()
+    ]  # fmt: skip
+    ctx = run_page(data)
+    chart = str(ctx["probe_chart"])
+    th = data.result.thresholds
+    xs = {}
+    for label in (f"warn −{th.warn:.0%}", f"fail −{th.fail:.0%}"):
+        found = re.search(rf'<text x="([\d.]+)" y="14" class="tick"[^>]*>{label}</text>', chart)
+        assert found, label
+        xs[label] = float(found.group(1))
+    zero = float(re.search(r'<line x1="([\d.]+)"[^>]*class="zero"', chart).group(1))
+    # the fail line sits three times as far left of zero as the warn line (-15% vs -5%)
+    warn_dx = zero - xs[f"warn −{th.warn:.0%}"]
+    fail_dx = zero - xs[f"fail −{th.fail:.0%}"]
+    assert fail_dx == pytest.approx(warn_dx * th.fail / th.warn, rel=0.01)
+    for name, status in (
+        ("mmlu", "good"),
+        ("gsm8k", "warn"),
+        ("ifeval", "bad"),
+        ("arc", "neutral"),
+    ):
+        assert f"{name} (acc)" in chart and f'class="pt {status}"><title>{name} (acc)' in chart
+    task = data.result.tasks[0]
+    delta = str(ctx["tasks"][task.name]["delta_chart"])
+    for c in task.comparisons:
+        tip = f"{c.metric} vs {c.baseline}: {c.delta * 100:+.1f} pts"
+        tip += f" [{c.ci_low * 100:+.1f} pts, {c.ci_high * 100:+.1f} pts]"
+        assert html.escape(tip, quote=False) in delta, tip
+    page = _client(store).get(f"/run/{scripted_run.run_id}").text
+    assert _fmt.pts(task.comparison().delta) in page and "<svg" in page

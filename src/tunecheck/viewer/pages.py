@@ -149,7 +149,7 @@ def _probe_chart(result: RunResult) -> Markup | None:
         [
             Interval(
                 f"{p.name} ({p.metric})", p.rel_change, p.rel_ci_low, p.rel_ci_high,
-                status={"ok": "good", "warning": "warn", "FAIL": "bad"}[p.status],
+                status={"ok": "good", "warning": "warn", "FAIL": "bad"}.get(p.status, "neutral"),
             )
             for p in result.probes
         ],
