@@ -2,9 +2,10 @@
 
 Builds a stored run of 10,000 examples (three contenders, two metrics, slices, outputs of
 realistic length) with the library's own scoring, then times through the real app
-(FastAPI test client, in process): the first open of the run page (reading and indexing
-the stored run), a re-open (cached), the flips filter, a full-text search and a deep page.
-Also reports the HTML report's render time. Target: the first open under 1 s.
+(FastAPI test client, in process): the runs page (first visit, then again), the first open of the run page
+(reading and indexing the stored run), a re-open (cached), the flips filter, a full-text search and a deep page.
+Also reports the HTML report's render time. Target: the first open under 1 s (wall clock;
+the CPU time is printed too, as the idle-machine figure when the machine is shared).
 """
 
 from __future__ import annotations
@@ -79,8 +80,23 @@ def main() -> bool:
         run_id = _build(store, N)
         print(f"built a stored run of {N} examples in {time.perf_counter() - t:.1f} s")
         client = TestClient(create_app(store, token=TOKEN), base_url="http://127.0.0.1")
-        client.get(f"/?token={TOKEN}")
+        client.get(f"/?token={TOKEN}", follow_redirects=False)  # session only: no page yet
         timings = {}
+
+        def timed(label: str, call) -> object:
+            # wall clock, and the process's CPU time: on a loaded shared machine the CPU
+            # time is what the same request costs when the machine is idle (one thread)
+            t, c = time.perf_counter(), time.process_time()
+            out = call()
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            timings[label] = wall
+            size = len(out.content if hasattr(out, "content") else out) // 1024
+            print(f"{label:36s} {wall * 1000:7.0f} ms wall {cpu * 1000:7.0f} ms CPU  ({size} KiB)")
+            return out
+
+        for label in ("runs page, first visit", "runs page again"):
+            resp = timed(label, lambda: client.get("/"))
+            assert resp.status_code == 200 and run_id in resp.text, resp.text[:500]
         for label, params in (
             ("first open (read + index the run)", {}),
             ("re-open (cached)", {}),
@@ -88,16 +104,9 @@ def main() -> bool:
             ("full-text search", {"q": "double charge for shipping the"}),
             ("page 200", {"page_no": 200}),
         ):
-            t = time.perf_counter()
-            resp = client.get(f"/run/{run_id}", params=params)
-            timings[label] = time.perf_counter() - t
+            resp = timed(label, lambda p=params: client.get(f"/run/{run_id}", params=p))
             assert resp.status_code == 200, resp.text[:500]
-            print(f"{label:36s} {timings[label] * 1000:7.0f} ms  ({len(resp.content) // 1024} KiB)")
-        t = time.perf_counter()
-        size = len(render_html(store, run_id))
-        print(
-            f"{'HTML report (flipped examples)':36s} {(time.perf_counter() - t) * 1000:7.0f} ms  ({size // 1024} KiB)"
-        )
+        timed("HTML report (flipped examples)", lambda: render_html(store, run_id))
         first = timings["first open (read + index the run)"]
         print(f"target: first open < {TARGET_S:.1f} s: {'met' if first < TARGET_S else 'MISSED'}")
         return first < TARGET_S

@@ -96,6 +96,8 @@ def test_review_by_keyboard_resumes_and_stores_undone_labels(fresh_run, tmp_path
     assert len(labels) == 20 and all(r["winner"] == "candidate" for r in labels)
     assert all(r["choice"] == r["candidate_side"] for r in labels)
     assert [r["comment"] for r in labels if r["comment"]] == ["A reads better."]
+    assert (tmp_path / "review-page.png").stat().st_size > 10_000
+    print(f"\nscreenshot: {tmp_path / 'review-page.png'}")
 
 
 @pytest.mark.slow
@@ -121,6 +123,7 @@ def test_flips_filter_xss_and_screenshot(scripted_run, tmp_path: Path) -> None:
         driver.find_element(By.ID, "filter-broken").click()  # click 2: what the fine-tune broke
         shown = {el.get_attribute("data-id") for el in driver.find_elements(By.CSS_SELECTOR, ".ex")}
         assert shown == broken
+        assert (tmp_path / "run-page.png").stat().st_size > 10_000
         driver.save_screenshot(str(tmp_path / "broken-examples.png"))
         _keep(tmp_path / "broken-examples.png", "broken-examples.png")
 

@@ -55,6 +55,7 @@ def test_review_lifecycle_orientation_and_status(fresh_run) -> None:
     r2 = authenticate(store, created.reviewers[1].token)
     _, items = reviewer_items(store, r1)
     assert {it.a == cand_out[it.input] for it in items} == {True, False}  # random sides
+    assert all(it.reference is None for it in items)  # the reference only when asked
     _prefer_candidate(store, r1, items, cand_out)
     status = blind_check_status(store, fresh_run.run_id)
     assert status.state == "in_progress" and status.wins == 12 and not status.favours_candidate
@@ -108,6 +109,11 @@ def test_review_lifecycle_orientation_and_status(fresh_run) -> None:
     out = runner.invoke(app, ["review", "status", fresh_run.run_id, "--json",
                               "--store", fresh_run.store_url])  # fmt: skip
     assert json.loads(out.stdout)[0]["win"]["wins"] == 8
+    # --show-reference: the reviewers see the reference too
+    asked = create_review(store, fresh_run.run_id, n=3, seed=3, show_reference=True)
+    refs = {view.inputs[e.id]: e.reference for e in view.examples}
+    shown = reviewer_items(store, authenticate(store, asked.reviewers[0].token))[1]
+    assert [it.reference for it in shown] == [refs[it.input] for it in shown]
 
 
 @pytest.mark.parametrize(("prefer", "label"), [("candidate", "DEPLOY"), ("baseline", "ITERATE")])
@@ -119,6 +125,11 @@ def test_a_completed_review_settles_the_pending_blind_check(tmp_path, prefer, la
     run = make_run(tmp_path, n=120, blind_check=True)
     store = open_store(run.store_url)
     assert store.get_run(run.run_id)["verdict"] == "DEPLOY-pending-review"
+    from tunecheck.report.html import render_html
+
+    before = render_html(store, run.run_id)
+    assert 'id="verdict">DEPLOY-pending-review<' in before
+    assert re.search(r'id="blind-check">[^<]*<b class="warn">pending</b>', before)
     created = create_review(store, run.run_id, n=10, reviewers=1, seed=1)
     task = run.result.tasks[0]
     view = load_run(store, run.run_id).task()
@@ -137,6 +148,12 @@ def test_a_completed_review_settles_the_pending_blind_check(tmp_path, prefer, la
     verdict = stored["result"]["verdict"]
     assert verdict["blind_check"]["done"] and verdict["blind_check"]["examples"] == 10
     assert verdict["blind_check"]["passed"] == (prefer == "candidate")
+    after = render_html(store, run.run_id)  # the report shows the settled verdict and why
+    assert f'id="verdict">{label}<' in after and 'id="human-win-rate"' in after
+    outcome = "passed" if prefer == "candidate" else "failed"
+    assert re.search(
+        rf'id="blind-check">[^<]*<b class="(good|bad)">{outcome}</b> · 10 examples', after
+    )
     status = blind_check_status(store, run.run_id)  # a 0% win rate is "against", not unknown
     assert (status.favours_candidate, status.against_candidate) == (
         prefer == "candidate",

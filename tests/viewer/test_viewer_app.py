@@ -143,7 +143,20 @@ def test_filters_pagination_and_counts(scripted_run) -> None:
     assert client.get(f"/run/{scripted_run.run_id}", params={"kind": "nope"}).status_code == 404
     assert client.get("/run/doesnotexist").status_code == 404
     runs = client.get("/").text
-    assert scripted_run.run_id in runs and "DEPLOY" in runs
+    # the runs table: spec, task, date, git commit, verdict, primary metric, delta [CI]
+    from tunecheck.report import _fmt
+
+    rec = store.get_run(scripted_run.run_id)
+    row = re.search(rf"<tr>\s*<td><input[^\n]*\n<td><a href=\"/run/{rec.id}\">.*?</tr>", runs, re.S)
+    assert row, runs
+    comp = task.comparison()
+    for cell in (
+        f"<td>{rec.created_at}</td>", f"<code>{(rec.git_commit or '-')[:8]}</code>",
+        "<td>tickets</td>", '<span class="verdict DEPLOY">DEPLOY</span>',
+        f"{m} {_fmt.value(task.contender(c).metrics[m])}",
+        f"{_fmt.pts(comp.delta)} {_fmt.ci_pts(comp.ci_low, comp.ci_high)}",
+    ):  # fmt: skip
+        assert html.escape(cell, quote=False) in row.group(0) or cell in row.group(0), cell
 
 
 def test_two_runs_on_the_same_lock(tmp_path) -> None:
@@ -217,6 +230,16 @@ def test_run_page_shows_training_curves_and_the_human_win_rate(fresh_run, tmp_pa
     charts = training_charts(data)
     assert len(charts) == 2
     assert "loss" in charts[0] and "eval_loss" in charts[0] and "eval_task_accuracy" in charts[1]
+    # the trainer_state.json the run recorded (spec `training:` or the adapter folder) is
+    # drawn from the stored result, even once the checkpoint folder is gone
+    from tunecheck.provenance import TrainingInfo
+
+    data.result.meta.pop("trainer_state")
+    recorded = {"log_history": history[:3], "global_step": 3}
+    data.result.contender_info().training = TrainingInfo(source="gone/", trainer_state=recorded)
+    charts = training_charts(data)
+    assert len(charts) == 1 and "loss" in charts[0] and "eval_loss" not in charts[0]
+    assert charts[0].count("<circle") == 3 and "<title>loss: 2 at 1</title>" in charts[0]
 
     created = create_review(store, fresh_run.run_id, n=6, seed=5)
     reviewer = authenticate(store, created.reviewers[0].token)
@@ -274,3 +297,116 @@ def threading_wait(seconds: float) -> None:
     import threading
 
     threading.Event().wait(seconds)
+
+
+def test_run_page_and_report_show_judge_human_agreement(fresh_run) -> None:
+    """A run whose pairwise judge judged the reviewed pair: page and report say how often
+    the judge and the people agree (Cohen's kappa checked against scikit-learn)."""
+    from sklearn.metrics import cohen_kappa_score
+    from sqlalchemy import update
+
+    from tunecheck.judge.result import JudgeTaskResult, PairwiseResult, PairwiseVerdict
+    from tunecheck.report.html import render_html
+    from tunecheck.results import RunResult
+    from tunecheck.review import authenticate, record_label, reviewer_items
+    from tunecheck.store.schema import RunRow
+
+    store = open_store(fresh_run.store_url)
+    created = create_review(store, fresh_run.run_id, n=8, seed=6)
+    reviewer = authenticate(store, created.reviewers[0].token)
+    for it in reviewer_items(store, reviewer)[1]:
+        record_label(store, reviewer, it.position, "A" if it.position % 3 else "tie")
+    human = summarize(store, created.review_id).per_example
+    ids = sorted(human)
+    outcome = {"candidate": "win", "baseline": "loss", "tie": "tie"}
+    back = {"win": "candidate", "loss": "baseline", "tie": "tie"}
+    # the judge agrees with the people except on the first three examples
+    judged = [outcome[human[i]] if k >= 3 else "loss" for k, i in enumerate(ids)]
+    result = RunResult.model_validate(store.get_run(fresh_run.run_id).result)
+    task = result.tasks[0]
+    task.judge = JudgeTaskResult(
+        model="scripted-judge", fingerprint="0" * 12,
+        pairwise=[PairwiseResult(
+            candidate=created.candidate, baseline=created.baseline, n=8, wins=0, losses=0,
+            ties=0, inconsistent=0, errors=0, win_rate=None, ci_low=None, ci_high=None,
+            p_value=None, position_consistency=None,
+            verdicts=[PairwiseVerdict(id=i, first=None, second=None, outcome=o)
+                      for i, o in zip(ids, judged, strict=True)],
+        )],
+    )  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(RunRow)
+            .where(RunRow.id == fresh_run.run_id)
+            .values(result_json=result.model_dump(mode="json"))
+        )
+    kappa = cohen_kappa_score([human[i] for i in ids], [back[o] for o in judged])
+    share = sum(human[i] == back[o] for i, o in zip(ids, judged, strict=True)) / len(ids)
+    expected = f"{share * 100:.0f}% identical verdicts, Cohen's κ = {kappa:.2f}"
+    page = _client(store).get(f"/run/{fresh_run.run_id}").text
+    assert f'id="judge-human-{created.review_id}"' in page and expected in page
+    assert expected in render_html(store, fresh_run.run_id)
+
+
+def test_review_page_escapes_inputs_references_and_outputs(fresh_run) -> None:
+    """The review page carries its items as JSON in a script block: HTML in them stays text."""
+    import json
+
+    store = open_store(fresh_run.store_url)
+    created = create_review(store, fresh_run.run_id, n=500, seed=8, show_reference=True)
+    page = _client(store, created.reviewers[0].token).get("/review").text
+    assert "<img src=x" not in page and "<script>window" not in page
+    blob = re.search(r'<script type="application/json" id="items">(.*?)</script>', page, re.S)
+    items = json.loads(blob.group(1))
+    assert len(items) == created.n_items
+    assert any("onerror" in it["input"] for it in items)  # the HTML-carrying inputs are in
+    assert XSS_REFERENCE in {it["reference"] for it in items}
+
+
+def test_run_page_charts_deltas_and_probes_with_thresholds(scripted_run) -> None:
+    """The delta chart carries each comparison's numbers; the probe chart draws the warn and
+    fail thresholds at their places and every probe status (an uninformative one included)."""
+    from tunecheck.report import _fmt
+    from tunecheck.results import ProbeResult
+    from tunecheck.viewer.data import load_run
+    from tunecheck.viewer.pages import run_page
+
+    store = open_store(scripted_run.store_url)
+    data = load_run(store, scripted_run.run_id)  # a private copy: the probes are ours
+    probes = {"mmlu": (-0.02, "ok"), "gsm8k": (-0.10, "warning"), "ifeval": (-0.30, "FAIL"),
+              "arc": (0.0, "uninformative")}  # fmt: skip
+    data.result.probes = [
+        ProbeResult(name=name, metric="acc", n=100, base=0.5, finetuned=0.5 * (1 + rel),
+                    abs_change=0.5 * rel, rel_change=rel, ci_low=None, ci_high=None,
+                    rel_ci_low=rel - 0.05, rel_ci_high=rel + 0.05, p_value=0.5, test="t",
+                    significant=False, status=status)
+        for name, (rel, status) in probes.items()
+    ]  # fmt: skip
+    ctx = run_page(data)
+    chart = str(ctx["probe_chart"])
+    th = data.result.thresholds
+    xs = {}
+    for label in (f"warn −{th.warn:.0%}", f"fail −{th.fail:.0%}"):
+        found = re.search(rf'<text x="([\d.]+)" y="14" class="tick"[^>]*>{label}</text>', chart)
+        assert found, label
+        xs[label] = float(found.group(1))
+    zero = float(re.search(r'<line x1="([\d.]+)"[^>]*class="zero"', chart).group(1))
+    # the fail line sits three times as far left of zero as the warn line (-15% vs -5%)
+    warn_dx = zero - xs[f"warn −{th.warn:.0%}"]
+    fail_dx = zero - xs[f"fail −{th.fail:.0%}"]
+    assert fail_dx == pytest.approx(warn_dx * th.fail / th.warn, rel=0.01)
+    for name, status in (
+        ("mmlu", "good"),
+        ("gsm8k", "warn"),
+        ("ifeval", "bad"),
+        ("arc", "neutral"),
+    ):
+        assert f"{name} (acc)" in chart and f'class="pt {status}"><title>{name} (acc)' in chart
+    task = data.result.tasks[0]
+    delta = str(ctx["tasks"][task.name]["delta_chart"])
+    for c in task.comparisons:
+        tip = f"{c.metric} vs {c.baseline}: {c.delta * 100:+.1f} pts"
+        tip += f" [{c.ci_low * 100:+.1f} pts, {c.ci_high * 100:+.1f} pts]"
+        assert html.escape(tip, quote=False) in delta, tip
+    page = _client(store).get(f"/run/{scripted_run.run_id}").text
+    assert _fmt.pts(task.comparison().delta) in page and "<svg" in page

@@ -15,7 +15,7 @@ from tunecheck.store import Store
 
 def render_html(store: Store, run_id: str, *, max_examples: int = 200) -> str:
     """The HTML report of a stored run; at most ``max_examples`` flipped examples per direction."""
-    from tunecheck.review import reviews_of, summarize
+    from tunecheck.review.judge_link import reviews_with_judge
     from tunecheck.viewer.app import environment
     from tunecheck.viewer.data import load_run
     from tunecheck.viewer.pages import example_rows, run_page
@@ -35,7 +35,9 @@ def render_html(store: Store, run_id: str, *, max_examples: int = 200) -> str:
                 {"title": f"{title} (vs {b})", "task": view.task.name, "total": len(idx),
                  "rows": example_rows(view, idx[:max_examples], b)}
             )  # fmt: skip
-    ctx["reviews"] = [summarize(store, r["id"]) for r in reviews_of(store, data.id)]
+    reviewed = reviews_with_judge(store, data.id, data.result)
+    ctx["reviews"] = [s for s, _ in reviewed]
+    ctx["judge_agreement"] = {s.review_id: a for s, a in reviewed if a is not None}
     return (
         environment()
         .get_template("report.html")

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunecheck.errors import DataError
-from tunecheck.review.stats import WINNERS
+from tunecheck.review.stats import WINNERS, Agreement, judge_human_agreement
+
+if TYPE_CHECKING:
+    from tunecheck.results import RunResult
+    from tunecheck.review.reviews import ReviewSummary
+    from tunecheck.store import Store
 
 _OUTCOME = {"win": "candidate", "loss": "baseline", "tie": "tie"}
 
 
 def judge_verdicts_from_run(
-    result: dict[str, Any], *, task: str, candidate: str, baseline: str
+    result: dict[str, Any] | RunResult, *, task: str, candidate: str, baseline: str
 ) -> dict[str, str]:
     """``example id -> winner`` from a stored run's pairwise judge of ``candidate`` vs ``baseline``.
 
@@ -29,7 +34,7 @@ def judge_verdicts_from_run(
     """
     from tunecheck.results import RunResult
 
-    run = RunResult.model_validate(result)
+    run = result if isinstance(result, RunResult) else RunResult.model_validate(result)
     for t in run.tasks:
         if t.name != task or t.judge is None:
             continue
@@ -68,4 +73,22 @@ def load_judge_verdicts(path: str | Path) -> dict[str, str]:
                 hint=f"use one of {', '.join(WINNERS)} (from the candidate's point of view)",
             )
         out[str(ex_id)] = winner
+    return out
+
+
+def reviews_with_judge(
+    store: Store, run_id: str, result: RunResult
+) -> list[tuple[ReviewSummary, Agreement | None]]:
+    """The run's reviews (newest first), each with the judge–human agreement when the run's
+    own pairwise judge judged the same pair (``None`` otherwise): what the run page and the
+    HTML report show."""
+    from tunecheck.review.reviews import reviews_of, summarize
+
+    out: list[tuple[ReviewSummary, Agreement | None]] = []
+    for r in reviews_of(store, run_id):
+        s = summarize(store, r["id"])
+        verdicts = judge_verdicts_from_run(
+            result, task=s.task, candidate=s.candidate, baseline=s.baseline
+        )
+        out.append((s, judge_human_agreement(s.per_example, verdicts) if verdicts else None))
     return out

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import defer, sessionmaker
 
 from tunecheck.errors import TunecheckError
 from tunecheck.examples import Example
@@ -394,7 +394,13 @@ class Store:
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first."""
         with self._session() as s:
-            rows = s.scalars(select(RunRow).order_by(RunRow.created_at.desc()).limit(limit))
+            # a listing needs none of the big JSON columns (a result holds every example)
+            rows = s.scalars(
+                select(RunRow)
+                .options(defer(RunRow.result_json), defer(RunRow.spec_json))
+                .order_by(RunRow.created_at.desc())
+                .limit(limit)
+            )
             return [RunRecord(**_run_fields(r)) for r in rows]
 
     def get_run(self, run_id: str) -> RunDetail:

@@ -222,6 +222,8 @@ class RunCache:
         self.store = store
         self.size = size
         self._items: OrderedDict[str, RunData] = OrderedDict()
+        #: run id -> (headline, spec name) of finished runs, for the runs page
+        self.headlines: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def get(self, run_id: str) -> RunData:

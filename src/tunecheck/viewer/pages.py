@@ -51,6 +51,29 @@ def headline(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _summary(
+    store: Store, cache: RunCache, run_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """A finished run's headline and spec name, remembered: they never change, and reading
+    every run in full (its examples) on each visit of the runs page would not scale."""
+    if run_id in cache.headlines:
+        return cache.headlines[run_id]
+    raw = store.get_run(run_id).result
+    if not raw:
+        return None
+    try:
+        # the headline needs the first task's numbers, not its thousands of examples
+        tasks = raw.get("tasks") or []
+        light = RunResult.model_validate(
+            {**raw, "tasks": [{**tasks[0], "examples": []}] if tasks else []}
+        )
+    except ValueError:  # pydantic's ValidationError: an unreadable result has no headline
+        return None
+    found = (headline(light), light.spec_name)
+    cache.headlines[run_id] = found
+    return found
+
+
 def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]:
     """Every stored run with its headline numbers, and the delta's trend per task."""
     rows = []
@@ -58,13 +81,10 @@ def runs_page(store: Store, cache: RunCache, limit: int = 200) -> dict[str, Any]
     for run in store.list_runs(limit):
         entry: dict[str, Any] = {"run": run, "head": {}}
         if run.finished_at and run.status not in ("running",):
-            try:
-                data = cache.get(run.id)
-            except TunecheckError:
-                data = None
-            if data is not None:
-                entry["head"] = headline(data.result)
-                entry["spec"] = data.result.spec_name or run.name
+            found = _summary(store, cache, run.id)
+            if found is not None:
+                entry["head"], spec_name = found
+                entry["spec"] = spec_name or run.name
                 if entry["head"]:
                     trends.setdefault(entry["head"]["task"], []).append(
                         (run.created_at, entry["head"]["raw"])
@@ -146,7 +166,9 @@ _SKIP_KEYS = ("epoch", "step", "learning_rate", "grad_norm", "total_flos")
 
 def trainer_state_path(data: RunData) -> Path | None:
     """The run's linked ``trainer_state.json``: ``meta.trainer_state``, else next to the
-    candidate's model folder (a checkpoint or the Trainer's output_dir)."""
+    candidate's model folder or adapter (a checkpoint or the Trainer's output_dir)."""
+    from tunecheck.provenance import adapter_path
+
     linked = data.result.meta.get("trainer_state")
     if linked and Path(linked).exists():
         return Path(linked)
@@ -154,23 +176,42 @@ def trainer_state_path(data: RunData) -> Path | None:
     for c in data.run.contenders:
         if c.name != cand and cand is not None:
             continue
-        ref = c.model.split(":", 1)[-1]
-        for folder in (Path(ref), Path(ref).parent):
-            with_state = folder / "trainer_state.json"
-            if folder.name and with_state.is_file():
-                return with_state
+        adapter = adapter_path(c.model)
+        for ref in ([adapter] if adapter else []) + [Path(c.model.split(":", 1)[-1])]:
+            for folder in (ref, ref.parent):
+                with_state = folder / "trainer_state.json"
+                if folder.name and with_state.is_file():
+                    return with_state
     return None
 
 
-def training_charts(data: RunData) -> list[Markup]:
+def _trainer_state(data: RunData) -> Any:
+    """The candidate's training log: a linked file, else the ``trainer_state.json`` the run
+    recorded (the spec's ``training:`` path or the adapter folder; kept in the result, so
+    the curves survive the checkpoint folder being moved), else one found on disk."""
+    from tunecheck.training.curves import TrainerState, load_trainer_state
+
+    linked = data.result.meta.get("trainer_state")
+    info = data.result.training
+    recorded = getattr(info, "trainer_state", None)
+    if not (linked and Path(linked).exists()) and isinstance(recorded, dict):
+        history = recorded.get("log_history")
+        if isinstance(history, list) and all(isinstance(e, dict) for e in history):
+            meta = {k: v for k, v in recorded.items() if k != "log_history"}
+            return TrainerState(log_history=history, meta=meta, source=info.source)
     path = trainer_state_path(data)
     if path is None:
-        return []
-    from tunecheck.training.curves import load_trainer_state
-
+        return None
     try:
-        state = load_trainer_state(path)
+        return load_trainer_state(path)
     except TunecheckError:
+        return None
+
+
+def training_charts(data: RunData) -> list[Markup]:
+    """Loss curves and the task metrics logged during training (e.g. by ``TunecheckCallback``)."""
+    state = _trainer_state(data)
+    if state is None:
         return []
     keys = sorted(
         {

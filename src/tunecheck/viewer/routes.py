@@ -39,9 +39,11 @@ def register(app: FastAPI, page: Callable[..., HTMLResponse], forbidden: Callabl
             data, task=task, kind=kind, baseline=baseline, slice_=slice or None, query=q,
             page=page_no,
         )  # fmt: skip
-        from tunecheck.review import reviews_of, summarize
+        from tunecheck.review.judge_link import reviews_with_judge
 
-        ctx["reviews"] = [summarize(store, r["id"]) for r in reviews_of(store, data.id)]
+        reviewed = reviews_with_judge(store, data.id, data.result)
+        ctx["reviews"] = [s for s, _ in reviewed]
+        ctx["judge_agreement"] = {s.review_id: a for s, a in reviewed if a is not None}
         return page(request, "run.html", **ctx)
 
     @app.get("/compare", response_class=HTMLResponse)
