@@ -187,13 +187,16 @@ class Store:
         from tunecheck import __version__
 
         run_id = run_id or uuid.uuid4().hex[:12]
+        commit = _git_commit()  # a subprocess: before the clock is read, so created <= heartbeat
+        now = utcnow()
         with self._session.begin() as s:
             s.add(
                 RunRow(
                     host=host_name(),
                     pid=os.getpid(),
                     pid_started=process_start(),
-                    heartbeat_at=utcnow(),
+                    created_at=now,
+                    heartbeat_at=now,
                     id=run_id,
                     name=name,
                     spec_hash=spec_hash,
@@ -201,7 +204,7 @@ class Store:
                     spec_path=spec_path,
                     lock_hash=lock_hash,
                     tool_version=__version__,
-                    git_commit=_git_commit(),
+                    git_commit=commit,
                     overrides=overrides or None,
                 )
             )
