@@ -194,12 +194,15 @@ def read_training_args(path: Path) -> dict[str, Any]:
             info["note"] = f"{err.message}: recorded by hash only"
             return info
         info["read"] = "pickled classes replaced by their plain values; no code from the file ran"
-    if isinstance(obj, dict):
-        info["args"] = redact({str(k): v for k, v in obj.items()})
-    elif hasattr(obj, "to_dict"):
-        info["args"] = redact(obj.to_dict())
-    else:
-        info["args"] = redact(obj)
+    try:
+        if isinstance(obj, dict):
+            info["args"] = redact({str(k): v for k, v in obj.items()})
+        elif hasattr(obj, "to_dict"):
+            info["args"] = redact(obj.to_dict())
+        else:
+            info["args"] = redact(obj)
+    except RecursionError:  # a structure that contains itself
+        info["note"] = "a self-referencing structure: recorded by hash only"
     return info
 
 

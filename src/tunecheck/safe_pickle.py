@@ -83,12 +83,12 @@ def plain_values(path: Path) -> Any:
                 raise UnreadablePickle("a zip archive without data.pkl", where=str(path))
             raw = archive.read(names[0])
     try:
-        obj = _InertUnpickler(io.BytesIO(raw)).load()
+        # _plain inside too: a self-referencing structure ends in RecursionError
+        value = _plain(_InertUnpickler(io.BytesIO(raw)).load())
     except Exception as err:  # any malformed pickle: the caller records the hash only
         raise UnreadablePickle(
             f"not a readable pickle ({type(err).__name__}: {err})", where=str(path)
         ) from None
-    value = _plain(obj)
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if not k.startswith("_")}
     return value

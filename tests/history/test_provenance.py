@@ -212,6 +212,12 @@ def test_pickled_arguments_are_read_without_running_code(tmp_path: Path) -> None
     assert "args" not in info and "recorded by hash only" in info["note"]
     with pytest.raises(UnreadablePickle, match="not a readable pickle"):
         plain_values(path)
+    loop: list = []
+    loop.append(loop)
+    path.write_bytes(pickle.dumps(loop))
+    with pytest.raises(UnreadablePickle, match="RecursionError"):
+        plain_values(path)
+    assert "args" not in read_training_args(path)  # and a run does not fail on it
 
 
 def test_training_path_errors_and_yaml(tmp_path: Path) -> None:
