@@ -36,6 +36,7 @@ __all__ = [
     "history",
     "plot_history",
     "run_summaries",
+    "task_lock",
 ]
 
 
@@ -86,7 +87,7 @@ def _summaries_for(row: RunRow) -> list[RunSummary]:
         comp = task.comparison()
         out.append(
             RunSummary(
-                **base,
+                **{**base, "lock_hash": task_lock(result, task.name)},
                 task=task.name,
                 candidate=task.candidate,
                 baseline=task.strongest_baseline,
@@ -190,7 +191,9 @@ def compare_results(
     from tunecheck.metrics import MetricScores
     from tunecheck.metrics.base import MetricKind
 
-    la, lb = a.lock_hash, b.lock_hash
+    ta = _pick_task(a, task, a.run_id)
+    tb = _pick_task(b, ta.name, b.run_id)
+    la, lb = task_lock(a, ta.name), task_lock(b, tb.name)
     if la != lb:
         raise LockMismatchError(
             f"runs {a.run_id} and {b.run_id} were not evaluated on the same locked test set "
@@ -199,8 +202,6 @@ def compare_results(
             "one `tunecheck split`); re-run the older spec on the current lock to compare",
         )
     note = "" if la else "neither run recorded a lock: paired on the example ids both share"
-    ta = _pick_task(a, task, a.run_id)
-    tb = _pick_task(b, ta.name, b.run_id)
     metric = ta.primary_metric
     if tb.primary_metric != metric and metric not in tb.metrics:
         raise TunecheckError(
@@ -240,6 +241,13 @@ def compare_results(
         run_a=a.run_id, run_b=b.run_id, candidate_a=ta.candidate, candidate_b=tb.candidate,
         task=ta.name, metric=metric, lock_hash=la, note=note, comparison=comp, flips=flips,
     )  # fmt: skip
+
+
+def task_lock(result: RunResult, task: str) -> str | None:
+    """The lock hash ``task`` was evaluated on: its own data block's (schema 2), else the
+    run's (the first task's lock; all a schema-1 report records)."""
+    own = next((d.lock_sha256 for d in result.data if d.task == task and d.lock_sha256), None)
+    return own or result.lock_hash
 
 
 def load_result(store: Store, run_id: str) -> RunResult:
@@ -327,12 +335,13 @@ def history(
         known = sorted({t.name for r in results for t in r.tasks})
         raise TunecheckError(f"no completed run of task {task!r}", hint=f"tasks stored: {known}")
     if lock:
-        chosen = [r for r in chosen if (r.lock_hash or "").startswith(lock)]
+        chosen = [r for r in chosen if (task_lock(r, str(task)) or "").startswith(lock)]
         if not chosen:
             raise LockMismatchError(f"no run of task {task!r} on a lock starting {lock!r}")
     locks: dict[str | None, int] = {}
     for r in chosen:
-        locks[r.lock_hash] = locks.get(r.lock_hash, 0) + 1
+        own = task_lock(r, str(task))
+        locks[own] = locks.get(own, 0) + 1
     if len(locks) > 1:
         listed = ", ".join(f"{str(k)[:12]} ({n} runs)" for k, n in locks.items())
         raise LockMismatchError(
@@ -371,7 +380,7 @@ def history(
             last_deploy = r
         entries.append(entry)
     return HistoryReport(
-        task=str(task), metric=metric, lock_hash=chosen[0].lock_hash,
+        task=str(task), metric=metric, lock_hash=task_lock(chosen[0], str(task)),
         higher_is_better=higher, entries=entries,
     )  # fmt: skip
 

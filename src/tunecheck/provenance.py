@@ -18,6 +18,7 @@ import hashlib
 import json
 import platform
 import re
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -166,31 +167,42 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_training_args(path: Path) -> dict[str, Any]:
-    """``training_args.bin`` as plain values when it can be read *safely*, else path and hash.
+    """``training_args.bin`` as plain values, read without running code from it.
 
-    Trainer pickles a ``TrainingArguments`` object; unpickling arbitrary objects runs
-    code, so only ``torch.load(weights_only=True)`` is tried (it refuses such objects).
+    Trainer pickles a ``TrainingArguments`` object, and unpickling arbitrary objects runs
+    code: a plain mapping is read with ``torch.load(weights_only=True)``; anything else
+    (the pickled ``TrainingArguments``) by :func:`tunecheck.safe_pickle.plain_values`,
+    which replaces every class the file names by an inert stand-in and keeps the data.
+    A file neither can parse is recorded by path and hash only.
     """
+    from tunecheck.safe_pickle import UnreadablePickle, plain_values
+
     info: dict[str, Any] = {"path": str(path), "sha256": file_sha256(path)}
+    if path.stat().st_size > MAX_EMBEDDED_BYTES:
+        info["note"] = "too large to embed: recorded by hash only"
+        return info
     try:
         import torch
-    except ImportError:
-        info["note"] = "torch is not installed: recorded by hash only"
-        return info
+
+        with warnings.catch_warnings():  # torch warns about protocols it may not fully read
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), weights_only=True, map_location="cpu")
+    except Exception:  # no torch, or the safe loader refused pickled classes
+        try:
+            obj = plain_values(path)
+        except UnreadablePickle as err:
+            info["note"] = f"{err.message}: recorded by hash only"
+            return info
+        info["read"] = "pickled classes replaced by their plain values; no code from the file ran"
     try:
-        obj = torch.load(str(path), weights_only=True, map_location="cpu")
-    except Exception as err:  # the safe loader refuses pickled classes: keep the hash
-        info["note"] = (
-            "not readable safely (torch.load weights_only refused it: "
-            f"{type(err).__name__}); recorded by hash only"
-        )
-        return info
-    if isinstance(obj, dict):
-        info["args"] = redact({str(k): v for k, v in obj.items()})
-    elif hasattr(obj, "to_dict"):
-        info["args"] = redact(obj.to_dict())
-    else:
-        info["args"] = redact(obj)
+        if isinstance(obj, dict):
+            info["args"] = redact({str(k): v for k, v in obj.items()})
+        elif hasattr(obj, "to_dict"):
+            info["args"] = redact(obj.to_dict())
+        else:
+            info["args"] = redact(obj)
+    except RecursionError:  # a structure that contains itself
+        info["note"] = "a self-referencing structure: recorded by hash only"
     return info
 
 

@@ -177,3 +177,23 @@ def test_compare_respects_a_lower_is_better_metric() -> None:
     assert all(f.change == pytest.approx(0.3) for f in rc.flips.fixed)
     back = compare_results(b, a, n_resamples=2000)
     assert [f.id for f in back.flips.broken] == sorted(f.id for f in rc.flips.fixed)
+
+
+def test_the_compared_task_s_own_lock_decides() -> None:
+    """Multi-task specs: the run-level lock is the first task's; each task's own lock
+    (schema 2 data block) is what a paired comparison needs."""
+    from tunecheck.history import LockMismatchError, compare_results, task_lock
+    from tunecheck.provenance import DataInfo
+    from tunecheck.report import load_json
+
+    text = (Path(__file__).parents[1] / "data" / "history" / "report_v1.json").read_text()
+    a, b = load_json(text), load_json(text)
+    b.run_id = "b"
+    assert task_lock(a, "tickets") == a.lock_hash  # schema 1: the run's lock
+    for r, own in ((a, "1" * 64), (b, "2" * 64)):
+        r.data = [DataInfo(task="tickets", data="t.jsonl", lock_sha256=own, n_examples=1)]
+    assert a.lock_hash == b.lock_hash and task_lock(b, "tickets") == "2" * 64
+    with pytest.raises(LockMismatchError, match="lock 111111111111 vs 222222222222"):
+        compare_results(a, b)
+    b.data[0].lock_sha256 = "1" * 64
+    assert compare_results(a, b, n_resamples=200).comparison.delta == 0

@@ -3,8 +3,11 @@ schema-1 reports still load."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from tunecheck.provenance import contender_info, read_training_args, redact, tra
 from tunecheck.report import load_json, render_json, render_markdown
 from tunecheck.results import SCHEMA_VERSION, RunResult
 from tunecheck.runner import RunOptions, run
+from tunecheck.safe_pickle import UnreadablePickle, plain_values
 from tunecheck.spec import ContenderSpec, load_spec
 
 HERE = Path(__file__).parent
@@ -148,23 +152,72 @@ def test_adapter_training_files(tmp_path: Path) -> None:
     config = {"peft_type": "LORA", "r": 8, "target_modules": ["q_proj", "v_proj"]}
     (adapter / "adapter_config.json").write_text(json.dumps(config))
     (out / "trainer_state.json").write_text(json.dumps({"global_step": 20}))
-    # a pickled object (what Trainer writes): the safe loader refuses it, the hash stays
+    # a pickled TrainingArguments (what Trainer writes), hub token included
     from transformers import TrainingArguments
 
     torch.save(
-        TrainingArguments(output_dir=str(out), learning_rate=3e-4), adapter / "training_args.bin"
-    )
+        TrainingArguments(output_dir=str(out), learning_rate=3e-4, lr_scheduler_type="cosine",
+                          hub_token="hf_abcdefghijkl", report_to=[]),
+        adapter / "training_args.bin",
+    )  # fmt: skip
     spec = ContenderSpec(name="ft", model=f"hf:{tmp_path}/base+adapter={adapter}")
     info = contender_info(spec, role="candidate", fingerprint="f" * 64, seed=1)
     assert info.adapter_path == str(adapter) and info.adapter_config == config
     t = info.training
     assert t.adapter_config == config and t.trainer_state == {"global_step": 20}
     assert t.training_args["sha256"] == _sha(adapter / "training_args.bin")
-    assert "args" not in t.training_args and "weights_only" in t.training_args["note"]
+    args = t.training_args["args"]
+    assert args["learning_rate"] == 3e-4 and args["output_dir"] == str(out)
+    assert args["lr_scheduler_type"] == "cosine" and args["eval_strategy"] == "no"  # enums
+    assert args["hub_token"] == "***" and args["report_to"] == []
+    assert not any(k.startswith("_") for k in args)
     # a plain mapping saved with torch.save is readable safely
     torch.save({"learning_rate": 3e-4, "hub_token": "hf_abcdefghijkl"}, out / "args.bin")
     safe = read_training_args(out / "args.bin")
     assert safe["args"] == {"learning_rate": 3e-4, "hub_token": "***"}
+
+
+class _Opens:
+    """Unpickling this with pickle.load would create ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+class _Mode(enum.Enum):
+    STEPS = "steps"
+
+
+@dataclasses.dataclass
+class _Args:
+    lr: float
+    mode: _Mode
+    opener: object
+    _cached: int = 7
+
+
+def test_pickled_arguments_are_read_without_running_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(pickle.dumps(_Args(lr=2e-4, mode=_Mode.STEPS, opener=_Opens(marker))))
+    info = read_training_args(path)
+    assert not marker.exists()  # open() named in the pickle was never called
+    assert info["args"] == {"lr": 2e-4, "mode": "steps", "opener": [str(marker), "w"]}
+    assert info["sha256"] == _sha(path) and "no code from the file ran" in info["read"]
+    path.write_bytes(b"not a pickle at all")
+    info = read_training_args(path)
+    assert "args" not in info and "recorded by hash only" in info["note"]
+    with pytest.raises(UnreadablePickle, match="not a readable pickle"):
+        plain_values(path)
+    loop: list = []
+    loop.append(loop)
+    path.write_bytes(pickle.dumps(loop))
+    with pytest.raises(UnreadablePickle, match="RecursionError"):
+        plain_values(path)
+    assert "args" not in read_training_args(path)  # and a run does not fail on it
 
 
 def test_training_path_errors_and_yaml(tmp_path: Path) -> None:

@@ -74,9 +74,9 @@ def test_mlflow_run_holds_params_metrics_verdict_and_reports(project: Path, writ
     comp = task.comparison()
     base = f"tickets/delta/{flatten.key(comp.baseline)}/{comp.metric}"
     assert m[base] == pytest.approx(comp.delta)
-    assert m[base + "/ci_low"] == pytest.approx(comp.ci_low)
-    assert m[base + "/ci_high"] == pytest.approx(comp.ci_high)
-    assert m[base + "/p_value"] == pytest.approx(comp.p_value)
+    assert m[base + "_ci_low"] == pytest.approx(comp.ci_low)
+    assert m[base + "_ci_high"] == pytest.approx(comp.ci_high)
+    assert m[base + "_p_value"] == pytest.approx(comp.p_value)
     assert m["tickets/flips/fixed"] == len(task.flips.fixed)
     tags = mrun.data.tags
     assert tags["tunecheck.verdict"] == result.verdict.decision == "DEPLOY"
@@ -113,7 +113,7 @@ def test_wandb_offline_run_files(project: Path, write_spec) -> None:
     base = f"tickets/delta/{flatten.key(comp.baseline)}/{comp.metric}"
     (row,) = logged["history"]
     assert row[base] == pytest.approx(comp.delta)
-    assert row[base + "/p_value"] == pytest.approx(comp.p_value)
+    assert row[base + "_p_value"] == pytest.approx(comp.p_value)
     assert row["tickets/finetuned/json_exact_match"] == pytest.approx(
         task.contender("finetuned").metrics["json_exact_match"]
     )
@@ -252,3 +252,24 @@ def test_training_and_evaluation_in_one_mlflow_run(project: Path, write_spec, mo
     assert data.params["learning_rate"] == "0.0002"  # logged by MLflowCallback
     assert data.params["training.trainer_state.global_step"] == "20"  # logged by tunecheck
     assert data.tags["tunecheck.verdict"] == "DEPLOY"
+
+
+def test_mlflow_file_store_takes_every_metric_name(tmp_path: Path, monkeypatch) -> None:
+    """MLflow's file store keeps each metric as a file: no name may be another's folder."""
+    from mlflow.tracking import MlflowClient
+
+    from tunecheck.report import load_json
+    from tunecheck.spec import MlflowSpec
+    from tunecheck.tracking.mlflow_log import log_mlflow
+
+    result = load_json(
+        (Path(__file__).parents[1] / "data" / "history" / "report_v1.json").read_text()
+    )
+    expected = flatten.metrics(result)
+    names = set(expected)
+    assert not [n for n in names if any(o.startswith(n + "/") for o in names)]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-in (3.x)
+    uri = (tmp_path / "mlruns").as_uri()
+    outcome = log_mlflow(result, MlflowSpec(tracking_uri=uri), [])
+    logged = MlflowClient(uri).get_run(outcome.run_id).data.metrics
+    assert logged == pytest.approx(expected) and len(logged) > 10

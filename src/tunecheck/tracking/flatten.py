@@ -64,10 +64,12 @@ def metrics(result: Any) -> dict[str, float]:
         for comp in task.comparisons:
             base = key(task.name, "delta", comp.baseline, comp.metric)
             _put(out, base, comp.delta)
-            _put(out, base + "/ci_low", comp.ci_low)
-            _put(out, base + "/ci_high", comp.ci_high)
-            _put(out, base + "/p_value", comp.p_value)
-            _put(out, base + "/p_adjusted", comp.p_adjusted)
+            # suffixes, not sub-names: MLflow's file store keeps a metric as a file, so no
+            # name may also be a folder of other names
+            _put(out, base + "_ci_low", comp.ci_low)
+            _put(out, base + "_ci_high", comp.ci_high)
+            _put(out, base + "_p_value", comp.p_value)
+            _put(out, base + "_p_adjusted", comp.p_adjusted)
         if task.flips is not None:
             _put(out, key(task.name, "flips", "broken"), len(task.flips.broken))
             _put(out, key(task.name, "flips", "fixed"), len(task.flips.fixed))
