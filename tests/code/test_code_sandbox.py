@@ -56,6 +56,8 @@ def test_outcomes_are_recorded_never_raised(box: Sandbox) -> None:
     assert err.detail == "NameError: name 'undefined_name' is not defined"
     syntax = box.run("def f(:\n")
     assert syntax.status == "error" and syntax.detail.startswith("SyntaxError")
+    crashed = box.run("import ctypes\nctypes.string_at(0)\n")  # a segmentation fault
+    assert crashed.status == "killed" and crashed.detail == "killed by SIGSEGV"
     printed = box.run("print('hello from the program')")
     assert printed.passed and "hello from the program" in printed.output
 
