@@ -9,9 +9,12 @@ Timeouts here are limits on the hostile code, never assertions about speed.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -153,7 +156,7 @@ def test_fork_bomb_is_contained_and_killed(box: Sandbox) -> None:
     assert result.status in {"timeout", "killed", "cpu", "error"} and not result.passed
     _then_ok(box)
     if box.isolation.namespaces or box.isolation.drop_uid:
-        assert not [p for p in _processes_with("_zygote.py") if _uid_of(p) >= 2_100_000_000]
+        assert not [p for p in _processes_with("_zygote.py") if _uid_of(p) in box._uids]
 
 
 def _uid_of(pid: int) -> int:
@@ -329,3 +332,50 @@ def test_the_program_cannot_make_the_filesystem_writable_again(mode: str) -> Non
             ).status
             == "error"
         )
+
+
+def test_two_sandboxes_at_once_do_not_touch_each_others_programs() -> None:
+    """Two runs on one machine: one's clean-up must not kill the other's running program.
+
+    Without namespaces, the sandbox kills every process of its program's user id after each
+    program; were the ids shared, it would kill the other sandbox's program too.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("only root runs programs under user ids of their own")
+    # the waiting program runs as its own user id: the flag's folder must be searchable
+    folder = Path(tempfile.mkdtemp(prefix="tunecheck-test-flag-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    flag = folder / "go"
+    waiting = (
+        "import os, time\n"
+        "for _ in range(6000):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+        "else:\n"
+        "    assert False, 'the flag never came'\n"
+    )
+    bare = Isolation(namespaces=False, user_namespace=False, drop_uid=True)
+    with (
+        Sandbox(Limits(timeout=120.0), workers=1) as first,
+        Sandbox(Limits(timeout=120.0), workers=1, isolation=bare) as second,
+    ):
+        assert set(first._uids).isdisjoint(second._uids)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(first.run, waiting)
+            uid = first._uids[0]
+            while not _pids_of_uid(uid) and not pending.done():  # the program has started
+                threading.Event().wait(0.01)
+            try:
+                assert second.run(OK).passed  # ... and its clean-up kills its own user's processes
+            finally:
+                flag.touch()
+            result = pending.result()
+        shutil.rmtree(folder)
+        assert result.passed, result.reason()
+    # the ids are free again once the sandboxes are closed: their locks are released
+    assert first._uid_locks == [] and second._uid_locks == []
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    return [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _uid_of(p) == uid]
