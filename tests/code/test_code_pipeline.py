@@ -132,26 +132,42 @@ def _cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture()
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """The CLI's own entry point, in this process (no interpreter start-up per call)."""
+    from tunecheck.cli import main
+
+    def invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(project)
+        monkeypatch.setattr(sys, "argv", ["tunecheck", *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), exit_info.value.code or 0, out.out, out.err)
+
+    return invoke
+
+
 @pytest.mark.slow
 def test_k_above_n_is_a_spec_error(project: Path) -> None:
+    # through `python -m tunecheck`: the exit status a shell sees
     (project / "tunecheck.yaml").write_text(SPEC.format(n=3, metrics="pass@1, pass@5"))
     proc = _cli(project, "run", "tunecheck.yaml", "--quiet")
     assert proc.returncode == 2, proc.stderr
     assert "pass@5" in proc.stderr and "'base'" in proc.stderr and "n = 3" in proc.stderr
 
 
-@pytest.mark.slow
-def test_a_problem_without_tests_stops_the_run_naming_it(project: Path) -> None:
+def test_a_problem_without_tests_stops_the_run_naming_it(project: Path, cli) -> None:
     rows = json.loads((project / "mbpp_slice.json").read_text())
     rows[4]["test_list"] = []
     (project / "mbpp_slice.json").write_text(json.dumps(rows))
-    proc = _cli(project, "run", "tunecheck.yaml", "--quiet")
+    proc = cli(project, "run", "tunecheck.yaml", "--quiet")
     assert proc.returncode == 2
     assert f"example '{rows[4]['task_id']}'" in proc.stderr and "no tests" in proc.stderr
 
 
-@pytest.mark.slow
-def test_a_missing_entry_point_stops_the_run_naming_it(project: Path) -> None:
+def test_a_missing_entry_point_stops_the_run_naming_it(project: Path, cli) -> None:
     rows = [json.loads(x) for x in (DATA / "HumanEval.jsonl").read_text().splitlines()[:4]]
     del rows[1]["entry_point"]
     rows[0]["entry_point"] = "has_close_elements"
@@ -160,14 +176,13 @@ def test_a_missing_entry_point_stops_the_run_naming_it(project: Path) -> None:
     (project / "he.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = (project / "tunecheck.yaml").read_text().replace("mbpp_slice.json", "he.jsonl")
     (project / "tunecheck.yaml").write_text(spec)
-    proc = _cli(project, "run", "tunecheck.yaml", "--quiet")
+    proc = cli(project, "run", "tunecheck.yaml", "--quiet")
     assert proc.returncode == 2
     assert "example 'HumanEval/1'" in proc.stderr and "no entry point" in proc.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:only 30 examples")
-def test_verify_reports_a_test_that_fails_on_its_reference(project: Path) -> None:
+def test_verify_reports_a_test_that_fails_on_its_reference(project: Path, cli) -> None:
     from tunecheck.data import split_dataset
 
     rows = [json.loads(x) for x in (DATA / "HumanEval.jsonl").read_text().splitlines()[:30]]
@@ -184,7 +199,7 @@ def test_verify_reports_a_test_that_fails_on_its_reference(project: Path) -> Non
         for x in (project / "splits" / "test.jsonl").read_text().splitlines()
     }
     broken = {r["task_id"] for r in rows[::2]} & test_ids
-    proc = _cli(project, "verify", str(lock_path))
+    proc = cli(project, "verify", str(lock_path))
     if not broken:
         pytest.fail("the split put no broken problem in the test split; change the seed")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -203,6 +218,6 @@ def test_verify_reports_a_test_that_fails_on_its_reference(project: Path) -> Non
         ratios=ratios,
         overwrite=True,
     )
-    ok = _cli(project, "verify", str(lock_path))
+    ok = cli(project, "verify", str(lock_path))
     assert ok.returncode == 0, ok.stderr
     assert "reference solution(s) pass their tests" in ok.stdout

@@ -9,8 +9,12 @@ Timeouts here are limits on the hostile code, never assertions about speed.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,8 @@ def test_outcomes_are_recorded_never_raised(box: Sandbox) -> None:
     assert err.detail == "NameError: name 'undefined_name' is not defined"
     syntax = box.run("def f(:\n")
     assert syntax.status == "error" and syntax.detail.startswith("SyntaxError")
+    crashed = box.run("import ctypes\nctypes.string_at(0)\n")  # a segmentation fault
+    assert crashed.status == "killed" and crashed.detail == "killed by SIGSEGV"
     printed = box.run("print('hello from the program')")
     assert printed.passed and "hello from the program" in printed.output
 
@@ -80,6 +86,63 @@ def test_infinite_loop_times_out(box: Sandbox) -> None:
     _then_ok(box)
 
 
+def test_the_cpu_limit_ends_a_busy_program() -> None:
+    # the wall-clock timeout is far away: only the CPU-seconds limit can stop it
+    with Sandbox(Limits(timeout=60.0, cpu_seconds=1), workers=1) as sandbox:
+        result = sandbox.run("while True:\n    pass\n")
+        assert result.status == "cpu" and not result.passed
+        assert result.detail.startswith("CPU limit of 1 s")
+        assert sandbox.run(OK).passed
+
+
+def test_the_process_limit_holds() -> None:
+    token = f"nproc-{uuid.uuid4().hex}"
+    program = (
+        f"# {token}\nimport os, time\n"
+        "children = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    children += 1\n"
+        "assert False, f'forked {children}'\n"
+    )
+    with Sandbox(Limits(timeout=30.0, max_processes=8), workers=1) as sandbox:
+        result = sandbox.run(program)
+        assert result.status == "failed", result.reason()
+        children = int(result.detail.rsplit(" ", 1)[1])
+        if sandbox.isolation.drop_uid:  # its own user id: the limit counts its processes only
+            assert children < 8
+        else:  # the limit counts the real user's processes too, plus 8
+            assert children < 200
+        assert sandbox.run(OK).passed
+    assert _processes_with(token) == []  # every child died with the program
+
+
+def test_workers_default_to_the_cores_and_share_the_programs() -> None:
+    with Sandbox(Limits(timeout=10.0)) as sandbox:
+        assert sandbox.workers == os.cpu_count()
+    with Sandbox(Limits(timeout=10.0), workers=2) as sandbox:
+        # two programs are in flight at once: each waits for the other before it runs
+        # (run one after the other, the first would wait in vain and break the barrier)
+        both = threading.Barrier(2, timeout=120)
+        run_one = sandbox._run
+
+        def together(program: str, slot: int):
+            both.wait()
+            return run_one(program, slot)
+
+        sandbox._run = together  # type: ignore[method-assign]
+        results = sandbox.run_many([OK, OK])
+        assert all(r.passed for r in results) and not both.broken
+        # each worker slot has its own fork server: both were used
+        assert sorted(sandbox._servers) == [0, 1]
+
+
 @pytest.mark.slow
 def test_fork_bomb_is_contained_and_killed(box: Sandbox) -> None:
     token = f"forkbomb-{uuid.uuid4().hex}"
@@ -93,7 +156,7 @@ def test_fork_bomb_is_contained_and_killed(box: Sandbox) -> None:
     assert result.status in {"timeout", "killed", "cpu", "error"} and not result.passed
     _then_ok(box)
     if box.isolation.namespaces or box.isolation.drop_uid:
-        assert not [p for p in _processes_with("_zygote.py") if _uid_of(p) >= 2_100_000_000]
+        assert not [p for p in _processes_with("_zygote.py") if _uid_of(p) in box._uids]
 
 
 def _uid_of(pid: int) -> int:
@@ -161,6 +224,10 @@ def test_a_secret_in_the_environment_does_not_reach_the_program(
     )
     result = box.run(program)
     assert result.status == "failed" and "sk-fake-secret" not in result.output
+    # nothing of the caller's environment: only what the sandbox sets
+    assert result.output.strip() == str(
+        sorted(["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR"])
+    )
     _then_ok(box)
 
 
@@ -265,3 +332,50 @@ def test_the_program_cannot_make_the_filesystem_writable_again(mode: str) -> Non
             ).status
             == "error"
         )
+
+
+def test_two_sandboxes_at_once_do_not_touch_each_others_programs() -> None:
+    """Two runs on one machine: one's clean-up must not kill the other's running program.
+
+    Without namespaces, the sandbox kills every process of its program's user id after each
+    program; were the ids shared, it would kill the other sandbox's program too.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("only root runs programs under user ids of their own")
+    # the waiting program runs as its own user id: the flag's folder must be searchable
+    folder = Path(tempfile.mkdtemp(prefix="tunecheck-test-flag-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    flag = folder / "go"
+    waiting = (
+        "import os, time\n"
+        "for _ in range(6000):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+        "else:\n"
+        "    assert False, 'the flag never came'\n"
+    )
+    bare = Isolation(namespaces=False, user_namespace=False, drop_uid=True)
+    with (
+        Sandbox(Limits(timeout=120.0), workers=1) as first,
+        Sandbox(Limits(timeout=120.0), workers=1, isolation=bare) as second,
+    ):
+        assert set(first._uids).isdisjoint(second._uids)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(first.run, waiting)
+            uid = first._uids[0]
+            while not _pids_of_uid(uid) and not pending.done():  # the program has started
+                threading.Event().wait(0.01)
+            try:
+                assert second.run(OK).passed  # ... and its clean-up kills its own user's processes
+            finally:
+                flag.touch()
+            result = pending.result()
+        shutil.rmtree(folder)
+        assert result.passed, result.reason()
+    # the ids are free again once the sandboxes are closed: their locks are released
+    assert first._uid_locks == [] and second._uid_locks == []
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    return [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _uid_of(p) == uid]

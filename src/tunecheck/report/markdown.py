@@ -58,6 +58,10 @@ def render_markdown(result: RunResult) -> str:
         ]
         if errors:
             lines += ["", "Unscored / unparsable outputs: " + "; ".join(errors) + "."]
+        from tunecheck.code.report import sandbox_warnings
+
+        for warning in sandbox_warnings(task):
+            lines += ["", f"**Warning (sandbox):** {_cell(warning)}"]
         line = _fmt.length_line(task)
         if line:
             lines += ["", line[0].upper() + line[1:] + "."]

@@ -193,6 +193,12 @@ def render_terminal(result: RunResult, console: Console | None = None) -> None:
         comp = task.comparison()
         if comp.note:
             console.print(f"  [dim]{task.primary_metric}: {comp.note}[/]")
+        from tunecheck.code.report import sandbox_warnings
+
+        for warning in sandbox_warnings(task):
+            console.print(
+                f"  warning: sandbox: {warning}", style="yellow", highlight=False, markup=False
+            )
         line = _fmt.length_line(task)
         if line:
             console.print(f"  {line}", highlight=False, markup=False)

@@ -63,6 +63,11 @@ Status = Literal["passed", "failed", "error", "timeout", "memory", "cpu", "kille
 _ZYGOTE = str(Path(__file__).with_name("_zygote.py"))
 _UID_BASE = 2_100_000_000
 """Unprivileged user ids for sandboxed programs when running as root: one per worker slot."""
+_UID_SPAN = 65_536
+_UID_LOCKS = "/tmp/tunecheck-sandbox-uids"
+"""Lock files that reserve a user id while a sandbox holds it: two sandboxes on one machine
+(two runs, parallel tests) never share one, so neither's process limit, clean-up kill or
+files can touch the other's programs."""
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -299,10 +304,14 @@ class Sandbox:
         self._servers: dict[int, _Server] = {}
         # a program running as its own user id must be able to reach its folder: under a
         # private TMPDIR it could not, so as root folders go in the world-searchable /tmp
+        self._uid_locks: list[int] = []
+        self._uids = _claim_uids(self.workers, self._uid_locks) if self.isolation.drop_uid else []
         self._tmp = "/tmp" if self.isolation.drop_uid and os.path.isdir("/tmp") else None
         self._python_dir = tempfile.mkdtemp(prefix="tunecheck-sbx-py-", dir=self._tmp)
         os.chmod(self._python_dir, 0o755)
-        self._finalizer = weakref.finalize(self, Sandbox._cleanup, self._servers, self._python_dir)
+        self._finalizer = weakref.finalize(
+            self, Sandbox._cleanup, self._servers, self._python_dir, self._uid_locks
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -345,14 +354,18 @@ class Sandbox:
     # ------------------------------------------------------------------ internals
 
     @staticmethod
-    def _cleanup(servers: dict[int, _Server], python_dir: str) -> None:
+    def _cleanup(servers: dict[int, _Server], python_dir: str, uid_locks: list[int]) -> None:
         for server in servers.values():
             server.close()
         servers.clear()
         shutil.rmtree(python_dir, ignore_errors=True)
+        for fd in uid_locks:  # the user ids are free again once their servers are gone
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        uid_locks.clear()
 
     def _uid(self, slot: int) -> int | None:
-        return _UID_BASE + slot if self.isolation.drop_uid else None
+        return self._uids[slot] if self._uids else None
 
     def _server(self, slot: int) -> _Server:
         server = self._servers.get(slot)
@@ -457,6 +470,36 @@ def _signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
+
+
+def _claim_uids(count: int, fds: list[int]) -> list[int]:
+    """``count`` user ids no other live sandbox on this machine holds (a lock file each)."""
+    import fcntl
+
+    os.makedirs(_UID_LOCKS, mode=0o700, exist_ok=True)
+    uids: list[int] = []
+    for uid in range(_UID_BASE, _UID_BASE + _UID_SPAN):
+        if len(uids) == count:
+            break
+        fd = os.open(os.path.join(_UID_LOCKS, str(uid)), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            # an flock belongs to this open file: held until closed (or this process dies)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        fds.append(fd)
+        uids.append(uid)
+    if len(uids) < count:
+        for fd in fds:
+            os.close(fd)
+        fds.clear()
+        raise SandboxError(
+            f"no free user id for the sandbox's programs in {_UID_BASE}..{_UID_BASE + _UID_SPAN}",
+            where=_UID_LOCKS,
+            hint="too many sandboxes are running at once; wait for some to finish",
+        )
+    return uids
 
 
 def _kill_group(pgid: int) -> None:
