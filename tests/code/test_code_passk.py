@@ -283,6 +283,10 @@ def test_missing_network_isolation_is_a_warning_in_the_reports(
     terminal, markdown = reports(task)
     assert terminal.count(f"warning: sandbox: {warning}") == 1  # once, not per contender
     assert f"**Warning (sandbox):** {warning}" in markdown
+    # the viewer's run page and the HTML report (same template) carry it per task too
+    from tunecheck.viewer.pages import _task_tables
+
+    assert _task_tables(task)["sandbox_warnings"] == [warning]
 
     monkeypatch.undo()
     if sandbox_mod.probe_isolation().namespaces:  # isolation in force: nothing to warn about

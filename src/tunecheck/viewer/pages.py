@@ -137,8 +137,10 @@ def _task_tables(task: TaskResult) -> dict[str, Any]:
         if task.slice_comparisons
         else None
     )
+    from tunecheck.code.report import sandbox_warnings
+
     return {"rows": _fmt.task_rows(task), "comps": comps, "delta_chart": delta_chart,
-            "slice_chart": slice_chart}  # fmt: skip
+            "slice_chart": slice_chart, "sandbox_warnings": sandbox_warnings(task)}  # fmt: skip
 
 
 def _probe_chart(result: RunResult) -> Markup | None:
