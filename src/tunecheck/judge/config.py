@@ -97,6 +97,12 @@ class PairwiseSpec(_Strict):
     )
     template: str = DEFAULT_PAIRWISE_TEMPLATE
     system: str | None = DEFAULT_PAIRWISE_SYSTEM
+    human_labels: str | None = Field(
+        None,
+        description="people's labels of these pairs (JSON lines from `tunecheck review export "
+        "--format jsonl` or a filled-in `tunecheck judge export`; relative to the spec): the "
+        "run then reports the judge's agreement with them",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> PairwiseSpec:
