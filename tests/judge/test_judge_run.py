@@ -475,10 +475,15 @@ def test_run_attaches_review_labels_and_reports_judge_human_agreement(
     counts, _ = aggregate_raters([[side[w] for w in ws] for ws in people.values()])
     assert a.fleiss_kappa.value == pytest.approx(fleiss_kappa(counts))
     assert a.annotators == 3
+    # verbosity vs people: the candidate's outputs are the longer ones here
+    decisive = [x for x in h if x != "tie"]
+    assert a.humans_prefer_longer.value == pytest.approx(decisive.count("a") / len(decisive))
+    assert a.judge_prefers_longer.value == 1.0
     # in the report, and identical from a filled-in `judge export` file
     md = render_markdown(out.result)
     assert f"judge vs people ({project / 'labels.jsonl'}): 11 of {N} judged examples" in md
     assert f"Cohen's kappa {a.cohen_kappa.value:.2f} [" in md
+    assert "the longer output preferred by the judge 1.00 [1.00, 1.00] vs people 0.67 [" in md
     filled = [
         {"id": ex, "human": [side[w] for w in ws], "judge": "a", "task": "qa"}
         for ex, ws in people.items()

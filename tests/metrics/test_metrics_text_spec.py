@@ -196,6 +196,7 @@ def test_missing_reference_fails_before_any_model_call(tldr_project):
     ):
         run(spec, options=RunOptions(show_progress=False, probes=False))
     assert LengthTestModel.generated == before  # not one generation was asked for
+    assert not (tldr_project / "runs.db").exists()  # nor any store written
 
 
 def test_text_metric_with_options_on_a_probe(tldr_project):

@@ -57,6 +57,11 @@ def human_line(pw: PairwiseResult) -> str:
     if a.fleiss_kappa is not None:
         line += f"; Fleiss' kappa among {a.annotators} people {_est(a.fleiss_kappa)}"
     line += f"; tie share judge {_est(a.judge_tie_share)} vs people {_est(a.human_tie_share)}"
+    if a.humans_prefer_longer is not None:
+        line += (
+            f"; the longer output preferred by the judge {_est(a.judge_prefers_longer)} "
+            f"vs people {_est(a.humans_prefer_longer)}"
+        )
     if a.n_used == 0:
         line += " (no labelled example matches this pair: check ids, task and contender names)"
     return line
