@@ -23,11 +23,17 @@ from tunecheck.judge.templates import (
     RUBRIC_REQUIRED,
     check_template,
 )
+from tunecheck.metrics.base import METRIC_INFO, MetricInfo
 
 RUBRIC_METRICS = ("judge_score", "judge_pass_rate")
 PAIRWISE_METRICS = ("judge_win_rate",)
 JUDGE_METRICS = frozenset(RUBRIC_METRICS + PAIRWISE_METRICS)
 """Metric names computed by the judge stage, not by :func:`tunecheck.metrics.score_outputs`."""
+
+# Metadata only (they are not scoring functions): a judge's scores are length-sensitive, as
+# judges are known to favour longer answers, so the verdict's length rule applies to them.
+for _name in JUDGE_METRICS:
+    METRIC_INFO.setdefault(_name, MetricInfo(_name, length_sensitive=True))
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
