@@ -475,6 +475,21 @@ def _probes(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
             yield _from_error(spec, path, err, f"probe {probe.name!r}: ")
 
 
+@check("judge-labels")
+def _judge_labels(spec: Spec, ctx: PreflightContext) -> Iterable[Problem]:
+    """People's labels attached to a pairwise judge can be read, every line of them."""
+    from tunecheck.judge.human_labels import load_human_labels
+
+    for t, task in enumerate(spec.tasks):
+        pairwise = task.judge.pairwise if task.judge is not None else None
+        if pairwise is None or pairwise.human_labels is None:
+            continue
+        try:
+            load_human_labels(pairwise.human_labels)
+        except TunecheckError as err:
+            yield _from_error(spec, ("tasks", t, "judge", "pairwise", "human_labels"), err)
+
+
 _ORDER = ["contenders", "tasks", "probes"]
 
 

@@ -581,6 +581,8 @@ def _resolve_paths(spec: Spec, base_dir: Path) -> None:
         task.data = fix(task.data) or task.data
         task.lock = fix(task.lock)
         _resolve_metric_paths(task, fix)
+        if task.judge is not None and task.judge.pairwise is not None:
+            task.judge.pairwise.human_labels = fix(task.judge.pairwise.human_labels)
     for probe in spec.probes or []:
         probe.path = fix(probe.path)
         probe.lm_eval_include = fix(probe.lm_eval_include)

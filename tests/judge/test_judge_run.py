@@ -413,3 +413,115 @@ def test_review_status_compares_the_runs_judge_with_the_reviewers(project: Path,
     agreement = row["judge_agreement"]
     assert agreement["n_items"] == 10
     assert agreement["percent_agreement"] == pytest.approx(0.7)
+
+
+def test_run_attaches_review_labels_and_reports_judge_human_agreement(
+    project: Path, server
+) -> None:
+    """`judge.pairwise.human_labels`: a review's exported labels, scored against the judge."""
+    from sklearn.metrics import accuracy_score, cohen_kappa_score
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    from tunecheck.judge.human_labels import load_human_labels, pair_agreement
+    from tunecheck.report.markdown import render_markdown
+
+    # inputs with GOOD make the baseline say GOOD too: the fair judge then calls a tie
+    rows = [
+        {"id": f"q{i:02d}", "input": f"question {i}" + (" GOOD" if i % 4 == 0 else ""),
+         "reference": f"GOOD answer to question {i}"}
+        for i in range(N)
+    ]  # fmt: skip
+    (project / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    people = {  # three reviewers on the first 12 examples (winner as `review export` writes it)
+        f"q{i:02d}": w
+        for i, w in enumerate(
+            [("candidate", "candidate", "tie"), ("candidate",) * 3, ("baseline",) * 3,
+             ("candidate", "tie", "candidate"), ("tie", "tie", "candidate"), ("baseline",) * 3,
+             ("candidate", "baseline", "tie"), ("candidate",) * 3, ("tie",) * 3,
+             ("candidate", "candidate", "baseline"), ("baseline", "candidate", "baseline"),
+             ("candidate",) * 3]
+        )
+    }  # fmt: skip
+    export = [
+        {"review_id": "r1", "task": "qa", "example_id": ex, "reviewer": f"p{k}",
+         "candidate": "tuned", "baseline": "base", "winner": w}
+        for ex, ws in people.items() for k, w in enumerate(ws)
+    ]  # fmt: skip
+    export.append({**export[0], "reviewer": "p3", "winner": "skip"})  # a skip is no label
+    (project / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in export))
+    extra = "\n      human_labels: labels.jsonl"
+    out = _run(project, _spec(server, "judge-fair", modes="pairwise", extra=extra))
+    pw = out.result.tasks[0].judge.pairwise_vs("base")
+    assert pw.human_labels == str(project / "labels.jsonl")
+    a = pw.human_agreement
+    assert a is not None and (a.n, a.n_unlabelled, a.n_no_majority) == (N, 12, 1)
+
+    # the same figures from scikit-learn / statsmodels on the majority labels
+    side = {"candidate": "a", "baseline": "b", "tie": "tie"}
+    judged = {v.id: side[v.first] if v.first == v.second else "tie" for v in pw.verdicts}
+    assert sorted(set(judged.values())) == ["a", "tie"]
+    majority = {}
+    for ex, ws in people.items():
+        top = max(set(ws), key=ws.count)
+        if ws.count(top) > 1:
+            majority[ex] = side[top]
+    ids = sorted(majority)
+    h = [majority[i] for i in ids]
+    j = [judged[i] for i in ids]
+    assert a.n_used == len(ids) == 11
+    assert a.accuracy.value == pytest.approx(accuracy_score(h, j))
+    assert a.cohen_kappa.value == pytest.approx(cohen_kappa_score(h, j))
+    assert a.cohen_kappa.ci_low < a.cohen_kappa.value < a.cohen_kappa.ci_high
+    counts, _ = aggregate_raters([[side[w] for w in ws] for ws in people.values()])
+    assert a.fleiss_kappa.value == pytest.approx(fleiss_kappa(counts))
+    assert a.annotators == 3
+    # verbosity vs people: the candidate's outputs are the longer ones here
+    decisive = [x for x in h if x != "tie"]
+    assert a.humans_prefer_longer.value == pytest.approx(decisive.count("a") / len(decisive))
+    assert a.judge_prefers_longer.value == 1.0
+    # in the report, and identical from a filled-in `judge export` file
+    md = render_markdown(out.result)
+    assert f"judge vs people ({project / 'labels.jsonl'}): 11 of {N} judged examples" in md
+    assert f"Cohen's kappa {a.cohen_kappa.value:.2f} [" in md
+    assert "the longer output preferred by the judge 1.00 [1.00, 1.00] vs people 0.67 [" in md
+    filled = [
+        {"id": ex, "human": [side[w] for w in ws], "judge": "a", "task": "qa"}
+        for ex, ws in people.items()
+    ]
+    (project / "filled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in filled))
+    outputs = {
+        c: {e.id: e.outputs[c] for e in out.result.tasks[0].examples} for c in ("tuned", "base")
+    }
+    again = pair_agreement(
+        pw, load_human_labels(project / "filled.jsonl"), task="qa", outputs=outputs,
+        resamples=500, seed=3,
+    )  # fmt: skip
+    assert again == a
+
+
+def test_unreadable_human_labels_fail_before_the_run_with_exit_2(project: Path, server) -> None:
+    good = {"example_id": "q00", "winner": "candidate"}
+    (project / "labels.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "winner": "maybe"}) + "\n"
+    )
+    extra = "\n      human_labels: labels.jsonl"
+    (project / "tunecheck.yaml").write_text(
+        _spec(server, "judge-fair", modes="pairwise", extra=extra)
+    )
+    url = f"sqlite:///{project / 'store.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunecheck", "run", "tunecheck.yaml", "--store", url],
+        capture_output=True, text=True, cwd=project, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "tasks.0.judge.pairwise.human_labels" in err and "labels.jsonl:2" in err
+    assert "`winner`" in err and "'maybe'" in err
+    # nothing generated, judged or stored
+    assert server.calls["base"] == server.calls["tuned"] == server.judge_calls() == 0
+    if (project / "store.db").exists():
+        import sqlite3
+
+        assert sqlite3.connect(project / "store.db").execute(
+            "select count(*) from runs"
+        ).fetchone() == (0,)

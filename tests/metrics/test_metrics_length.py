@@ -171,3 +171,36 @@ def test_parsed_answer_metrics_report_but_do_not_gate():
     assert adj.raw_significant and (adj.adjusted_delta <= 0 or adj.adjusted_p >= 0.05)
     assert "reported only" in adj.note
     assert decide(result, [], Thresholds()).decision == "DEPLOY"
+
+
+def test_a_judge_score_gain_from_length_alone_does_not_deploy():
+    """Judge scores are length-sensitive: a verbosity-biased judge's gain is refused too."""
+    import tunecheck.judge.config  # noqa: F401  (registers the judge metrics' metadata)
+    from tunecheck.metrics import MetricScores
+
+    rows, examples = _summaries()
+    base = [r["lead2"].split("\n")[0] for r in rows]
+    extra = [i % 12 for i in range(len(rows))]
+    cand = [b + " indeed" * k for b, k in zip(base, extra, strict=True)]
+    ids = [e.id for e in examples]
+    # the judge's 0-1 rubric score grows with every extra word and with nothing else
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, len(rows))
+    score_base = np.clip(0.4 + noise, 0, 1)
+    score_cand = np.clip(
+        0.4 + noise + 0.03 * np.array(extra) + rng.normal(0, 0.05, len(rows)), 0, 1
+    )
+
+    def judged(s):
+        return {"judge_score": MetricScores("judge_score", float(s.mean()), s, ids, "continuous")}
+
+    result = _evaluate(
+        examples, base, cand, ["judge_score"],
+        extra_scores={"base": judged(score_base), "finetuned": judged(score_cand)},
+    )  # fmt: skip
+    assert result.comparison().significant and result.comparison().delta > 0
+    adj = result.length_adjustment()
+    assert adj.explained_by_length and adj.per_word > 0
+    verdict = decide(result, [], Thresholds())
+    assert verdict.decision == "ITERATE"
+    assert "explained by longer outputs" in verdict.summary

@@ -180,6 +180,14 @@ def test_run_reports_lengths_and_refuses_a_length_only_gain(tldr_project):
     assert task.comparison("ter").higher_is_better is False
     assert task.contender("base").details["rouge_l"]["use_stemmer"] is True
     assert {a.metric for a in task.length_adjusted} == {"rouge1", "rouge_l", "bleu", "ter"}
+    # the figures the README quotes for this case
+    adj = {a.metric: a for a in task.length_adjusted}
+    assert adj["rouge1"].raw_delta == pytest.approx(0.253, abs=5e-4)
+    assert adj["rouge1"].adjusted_delta == pytest.approx(0.016, abs=5e-4)
+    assert adj["rouge1"].adjusted_p == pytest.approx(0.262, abs=5e-4)
+    assert adj["rouge_l"].adjusted_delta == pytest.approx(-0.030, abs=5e-4)
+    assert lengths["finetuned"].mean_words == pytest.approx(26.7, abs=0.05)
+    assert lengths["base"].mean_words == pytest.approx(21.2, abs=0.05)
 
 
 def test_missing_reference_fails_before_any_model_call(tldr_project):
@@ -196,6 +204,7 @@ def test_missing_reference_fails_before_any_model_call(tldr_project):
     ):
         run(spec, options=RunOptions(show_progress=False, probes=False))
     assert LengthTestModel.generated == before  # not one generation was asked for
+    assert not (tldr_project / "runs.db").exists()  # nor any store written
 
 
 def test_text_metric_with_options_on_a_probe(tldr_project):

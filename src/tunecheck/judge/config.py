@@ -23,11 +23,17 @@ from tunecheck.judge.templates import (
     RUBRIC_REQUIRED,
     check_template,
 )
+from tunecheck.metrics.base import METRIC_INFO, MetricInfo
 
 RUBRIC_METRICS = ("judge_score", "judge_pass_rate")
 PAIRWISE_METRICS = ("judge_win_rate",)
 JUDGE_METRICS = frozenset(RUBRIC_METRICS + PAIRWISE_METRICS)
 """Metric names computed by the judge stage, not by :func:`tunecheck.metrics.score_outputs`."""
+
+# Metadata only (they are not scoring functions): a judge's scores are length-sensitive, as
+# judges are known to favour longer answers, so the verdict's length rule applies to them.
+for _name in JUDGE_METRICS:
+    METRIC_INFO.setdefault(_name, MetricInfo(_name, length_sensitive=True))
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -97,6 +103,12 @@ class PairwiseSpec(_Strict):
     )
     template: str = DEFAULT_PAIRWISE_TEMPLATE
     system: str | None = DEFAULT_PAIRWISE_SYSTEM
+    human_labels: str | None = Field(
+        None,
+        description="people's labels of these pairs (JSON lines from `tunecheck review export "
+        "--format jsonl` or a filled-in `tunecheck judge export`; relative to the spec): the "
+        "run then reports the judge's agreement with them",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> PairwiseSpec:

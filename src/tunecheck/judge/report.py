@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tunecheck.judge.agreement import Estimate
 from tunecheck.judge.result import JudgeTaskResult, PairwiseResult
 
 LOW_CONSISTENCY = 0.7
@@ -36,6 +37,34 @@ def warnings(pw: PairwiseResult) -> list[str]:
     if pw.errors:
         out.append(f"{pw.errors} example(s) without a usable judgement (left out)")
     return out
+
+
+def _est(e: Estimate | None, fmt: str = ".2f") -> str:
+    if e is None or e.value is None:
+        return "n/a"
+    ci = f" [{e.ci_low:{fmt}}, {e.ci_high:{fmt}}]" if e.ci_low is not None else ""
+    return f"{e.value:{fmt}}{ci}"
+
+
+def human_line(pw: PairwiseResult) -> str:
+    """The judge's agreement with the people's labels attached to the run."""
+    a = pw.human_agreement
+    assert a is not None
+    line = (
+        f"judge vs people ({pw.human_labels}): {a.n_used} of {a.n} judged examples labelled "
+        f"with a majority; accuracy {_est(a.accuracy)}, Cohen's kappa {_est(a.cohen_kappa)}"
+    )
+    if a.fleiss_kappa is not None:
+        line += f"; Fleiss' kappa among {a.annotators} people {_est(a.fleiss_kappa)}"
+    line += f"; tie share judge {_est(a.judge_tie_share)} vs people {_est(a.human_tie_share)}"
+    if a.humans_prefer_longer is not None:
+        line += (
+            f"; the longer output preferred by the judge {_est(a.judge_prefers_longer)} "
+            f"vs people {_est(a.humans_prefer_longer)}"
+        )
+    if a.n_used == 0:
+        line += " (no labelled example matches this pair: check ids, task and contender names)"
+    return line
 
 
 def judge_lines(judge: JudgeTaskResult) -> list[str]:
@@ -80,6 +109,8 @@ def judge_lines(judge: JudgeTaskResult) -> list[str]:
         if v.metric is not None:
             bias += f" vs {v.metric} {_pct(v.metric_prefers_longer)} (n={v.metric_n})"
         lines.append(bias)
+        if pw.human_agreement is not None:
+            lines.append(human_line(pw))
         lines += [f"warning: {w}" for w in warnings(pw)]
     lines += [f"warning: {w}" for w in judge.warnings]
     return lines

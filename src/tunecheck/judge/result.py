@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tunecheck.judge.agreement import AgreementResult
+
 Outcome = Literal["win", "loss", "tie", "error"]
 Side = Literal["candidate", "baseline", "tie"]
 
@@ -101,6 +103,12 @@ class PairwiseResult(BaseModel):
     )
     verbosity: VerbosityBias = Field(default_factory=VerbosityBias)
     verdicts: list[PairwiseVerdict] = Field(default_factory=list)
+    human_labels: str | None = Field(
+        None, description="the labels file attached with `judge.pairwise.human_labels`"
+    )
+    human_agreement: AgreementResult | None = Field(
+        None, description="the judge vs the people's labels of this run's examples"
+    )
 
 
 class JudgeTaskResult(BaseModel):

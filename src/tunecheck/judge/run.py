@@ -84,6 +84,24 @@ def open_judges(spec: Spec, store: Store) -> dict[str, Model]:
     return models
 
 
+def _attach_human_labels(
+    pairwise: list[Any], path: str, task: str, examples: Any, outputs: dict[str, Any], spec: Spec
+) -> None:
+    """Each pairwise result gets the judge's agreement with the people's labels in ``path``."""
+    from tunecheck.judge.human_labels import load_human_labels, pair_agreement
+
+    labels = load_human_labels(path)  # read (and checked) in pre-flight already
+    by_id = {
+        name: {e.id: out for e, out in zip(examples, texts, strict=True)}
+        for name, texts in outputs.items()
+    }
+    for pw in pairwise:
+        pw.human_labels = path
+        pw.human_agreement = pair_agreement(
+            pw, labels, task=task, outputs=by_id, resamples=spec.bootstrap, seed=spec.seed
+        )
+
+
 def run_judges(state: RunState, spec: Spec, store: Store, progress: Progress) -> None:
     """Judge every task that has a ``judge:`` block; outcomes go to ``state.judge``."""
     from tunecheck.pipeline.progress import progress_task
@@ -121,6 +139,9 @@ def run_judges(state: RunState, spec: Spec, store: Store, progress: Progress) ->
             )
         if outcome.result is not None:
             outcome.result.warnings.extend(self_judging(judge.model, spec))
+            if judge.pairwise is not None and judge.pairwise.human_labels is not None:
+                _attach_human_labels(outcome.result.pairwise, judge.pairwise.human_labels,
+                                     task.name, loaded.examples, outputs, spec)  # fmt: skip
         state.judge[task.name] = outcome
     for m in models.values():
         m.close()
