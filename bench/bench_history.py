@@ -9,6 +9,7 @@ two big runs. Target: the history of RUNS runs in under TARGET_S seconds.
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -72,7 +73,8 @@ def main() -> bool:
         t_cmp = time.perf_counter() - start
         print(f"compare: two runs of {BIG:,} examples, {len(rc.flips.broken)} broken / "
               f"{len(rc.flips.fixed)} fixed, p={rc.comparison.p_value:.3g}, in {t_cmp:.2f} s")  # fmt: skip
-        print("(timings on a shared 2-core machine)")
+        # wall-clock timings: say how busy the machine was, so a reader can judge them
+        print(f"(load average over the last minute: {os.getloadavg()[0]:.2f})")
     return t_hist < TARGET_S
 
 
