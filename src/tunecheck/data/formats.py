@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +144,33 @@ def _decode(path: Path) -> str:
             where=f"{path}:{line}",
             hint="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)",
         ) from None
+
+
+def jsonl_objects(
+    path: str | Path, *, what: str, hint: str | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, object)`` for each non-blank line of a JSON-lines side file (labels,
+    verdicts...), ``where`` being ``FILE:LINE``; an unreadable file, a line that is not JSON or
+    not an object is a :class:`DataError` naming it. ``what`` names the file's content in the
+    error; ``hint`` says how to get a good file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataError(
+            f"cannot read {what}: {err.strerror or err}", where=str(path), hint=hint
+        ) from None
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON: {err.msg}", where=where) from None
+        if not isinstance(obj, dict):
+            raise DataError("each line must be a JSON object", where=where)
+        yield where, obj
 
 
 def _read_jsonl(path: Path, text: str) -> Table:

@@ -26,7 +26,6 @@ Every figure comes with a 95% percentile bootstrap interval (rows resampled).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -149,20 +148,12 @@ def parse_row(obj: Any, where: str) -> AgreementRow:
 
 def load_rows(path: str | Path) -> list[AgreementRow]:
     """Read an agreement file (JSON lines); a bad line is a :class:`DataError` naming it."""
+    from tunecheck.data.formats import jsonl_objects
+
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", where=str(path))
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON: {err.msg}", where=where) from None
-            rows.append(parse_row(obj, where))
+    rows = [parse_row(obj, where) for where, obj in jsonl_objects(path, what="the agreement file")]
     if not rows:
         raise DataError("no rows", where=str(path))
     return rows

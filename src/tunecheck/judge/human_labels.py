@@ -19,7 +19,6 @@ attached costs no model call and adds the agreement (with bootstrap intervals, a
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,26 +68,12 @@ def _opt_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
 
 def load_human_labels(path: str | Path) -> HumanLabels:
     """Read a labels file (see the module docs); a bad line is a :class:`DataError` naming it."""
+    from tunecheck.data.formats import jsonl_objects
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataError(
-            f"cannot read the human labels: {err.strerror or err}",
-            where=str(path),
-            hint="export them with `tunecheck review export RUN --format jsonl -o FILE`",
-        ) from None
     out = HumanLabels(path=str(path))
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON: {err.msg}", where=where) from None
-        if not isinstance(obj, dict):
-            raise DataError("each line must be a JSON object", where=where)
+    hint = "export them with `tunecheck review export RUN --format jsonl -o FILE`"
+    for where, obj in jsonl_objects(path, what="the human labels", hint=hint):
         task = _opt_str(obj, "task", where)
         cand = _opt_str(obj, "candidate", where)
         base = _opt_str(obj, "baseline", where)

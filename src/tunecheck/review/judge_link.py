@@ -10,7 +10,6 @@ or ``tie``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,22 +45,10 @@ def judge_verdicts_from_run(
 
 def load_judge_verdicts(path: str | Path) -> dict[str, str]:
     """``example id -> winner`` from a JSONL file; errors name the file and line."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataError(f"cannot read the judge verdicts: {err}", where=str(path)) from None
+    from tunecheck.data.formats import jsonl_objects
+
     out: dict[str, str] = {}
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not JSON: {err.msg}", where=where) from None
-        if not isinstance(row, dict):
-            raise DataError("expected a JSON object per line", where=where)
+    for where, row in jsonl_objects(path, what="the judge verdicts"):
         ex_id = row.get("example_id", row.get("id"))
         winner = row.get("winner")
         if ex_id is None:
