@@ -32,6 +32,17 @@ def _wait(driver, condition, timeout: float = 20):
     return WebDriverWait(driver, timeout).until(condition)
 
 
+def _navigate(driver, action) -> None:
+    """Do what loads a new page and wait until it replaced the old one: a click on a link or a
+    form submitted by Enter can return before the navigation, and the next lookup would read
+    the old page."""
+    from selenium.webdriver.support import expected_conditions as ec
+
+    old = driver.find_element("tag name", "html")
+    action()
+    _wait(driver, ec.staleness_of(old))
+
+
 def _saved(n: int):
     return lambda d: d.find_element("tag name", "body").get_attribute("data-saved") == str(n)
 
@@ -116,11 +127,13 @@ def test_flips_filter_xss_and_screenshot(scripted_run, tmp_path: Path) -> None:
         driver.get(f"{base}/run/{scripted_run.run_id}")
         assert "403" in driver.title  # no token, no page
         driver.get(f"{base}/?token={TOKEN}")
-        driver.find_element(By.LINK_TEXT, scripted_run.run_id).click()  # click 1: the run
+        # click 1: the run
+        _navigate(driver, driver.find_element(By.LINK_TEXT, scripted_run.run_id).click)
         assert driver.find_element(By.ID, "verdict").text == "DEPLOY"
         driver.save_screenshot(str(tmp_path / "run-page.png"))
         _keep(tmp_path / "run-page.png", "run-page.png")
-        driver.find_element(By.ID, "filter-broken").click()  # click 2: what the fine-tune broke
+        # click 2: what the fine-tune broke
+        _navigate(driver, driver.find_element(By.ID, "filter-broken").click)
         shown = {el.get_attribute("data-id") for el in driver.find_elements(By.CSS_SELECTOR, ".ex")}
         assert shown == broken
         assert (tmp_path / "run-page.png").stat().st_size > 10_000
@@ -128,10 +141,10 @@ def test_flips_filter_xss_and_screenshot(scripted_run, tmp_path: Path) -> None:
         _keep(tmp_path / "broken-examples.png", "broken-examples.png")
 
         # the HTML-carrying example renders as text; nothing it carries ran
+        _navigate(driver, driver.find_element(By.ID, "filter-all").click)
         search = driver.find_element(By.ID, "search")
         search.clear()
-        driver.find_element(By.ID, "filter-all").click()
-        driver.find_element(By.ID, "search").send_keys("onerror\n")
+        _navigate(driver, lambda: search.send_keys("onerror\n"))
         inputs = [el.text for el in driver.find_elements(By.CSS_SELECTOR, "pre.input")]
         assert inputs and all('<img src=x onerror="window.__xss=1">' in t for t in inputs)
         refs = [el.text for el in driver.find_elements(By.CSS_SELECTOR, "pre.reference")]
