@@ -110,20 +110,6 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _binary(
-    name: str, flags: list[bool], answers: list[str], invalid: int, examples: Sequence[Example]
-) -> MetricScores:
-    scores = np.asarray(flags, dtype=float)
-    return MetricScores(
-        name=name,
-        value=float(scores.mean()) if len(scores) else float("nan"),
-        per_example=scores,
-        example_ids=[e.id for e in examples],
-        kind="binary",
-        details={"invalid": invalid, "answers": answers},
-    )
-
-
 @metric("choice_letter", kind="binary")
 def choice_letter(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
@@ -138,7 +124,9 @@ def choice_letter(
             invalid += 1
         answers.append("" if pick is None else LETTERS[pick])
         flags.append(pick is not None and pick == int(ex.meta["gold"]))
-    return _binary("choice_letter", flags, answers, invalid, examples)
+    return MetricScores.of_flags(
+        "choice_letter", flags, examples, {"invalid": invalid, "answers": answers}
+    )
 
 
 @metric("answer_match", kind="binary")
@@ -169,7 +157,9 @@ def answer_match(
             invalid += 1
         answers.append(answer or "")
         flags.append(correct)
-    return _binary("answer_match", flags, answers, invalid, examples)
+    return MetricScores.of_flags(
+        "answer_match", flags, examples, {"invalid": invalid, "answers": answers}
+    )
 
 
 IFEVAL_METRICS = (

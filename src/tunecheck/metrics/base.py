@@ -168,6 +168,26 @@ class MetricScores:
         if self.kind == "corpus" and self.corpus is None:
             raise ValueError(f"corpus metric {self.name!r} needs `corpus` data to be resampled")
 
+    @classmethod
+    def of_flags(
+        cls,
+        name: str,
+        flags: Sequence[bool] | np.ndarray,
+        examples: Sequence[Example],
+        details: dict[str, Any] | None = None,
+    ) -> MetricScores:
+        """A 0/1 metric: one right/wrong flag per example, the value their mean (NaN when
+        there are no examples)."""
+        scores = np.asarray(flags, dtype=float)
+        return cls(
+            name=name,
+            value=float(scores.mean()) if len(scores) else float("nan"),
+            per_example=scores,
+            example_ids=[e.id for e in examples],
+            kind="binary",
+            details=details or {},
+        )
+
     @property
     def n(self) -> int:
         return len(self.example_ids)

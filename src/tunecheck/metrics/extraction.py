@@ -81,13 +81,8 @@ def json_exact_match(
         dtype=float,
     )
     invalid = sum(not ok for ok, _ in parsed)
-    return MetricScores(
-        name="json_exact_match",
-        value=float(scores.mean()) if len(scores) else float("nan"),
-        per_example=scores,
-        example_ids=[e.id for e in examples],
-        kind="binary",
-        details={"invalid": invalid, "malformed_json": invalid},
+    return MetricScores.of_flags(
+        "json_exact_match", scores, examples, {"invalid": invalid, "malformed_json": invalid}
     )
 
 
@@ -161,13 +156,11 @@ def json_schema_valid(
     parsed = _parsed(outputs, ctx)
     scores = np.array([ok and validator.is_valid(val) for ok, val in parsed], dtype=float)
     invalid = sum(not ok for ok, _ in parsed)
-    return MetricScores(
-        name="json_schema_valid",
-        value=float(scores.mean()) if len(scores) else float("nan"),
-        per_example=scores,
-        example_ids=[e.id for e in examples],
-        kind="binary",
-        details={
+    return MetricScores.of_flags(
+        "json_schema_valid",
+        scores,
+        examples,
+        {
             "invalid": invalid,
             "malformed_json": invalid,
             "schema_invalid": int(len(scores) - scores.sum() - invalid),

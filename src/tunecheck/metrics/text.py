@@ -28,20 +28,6 @@ def reference_of(example: Example) -> Any:
     return ref
 
 
-def _scores(
-    name: str, flags: Sequence[bool], examples: Sequence[Example], invalid: int
-) -> MetricScores:
-    scores = np.asarray(flags, dtype=float)
-    return MetricScores(
-        name=name,
-        value=float(scores.mean()) if len(scores) else float("nan"),
-        per_example=scores,
-        example_ids=[e.id for e in examples],
-        kind="binary",
-        details={"invalid": invalid},
-    )
-
-
 @metric("exact_match")
 def exact_match(
     outputs: Sequence[str], examples: Sequence[Example], ctx: ScoringContext
@@ -68,7 +54,7 @@ def exact_match(
                 normalize_text(str(pred), case_sensitive=cs)
                 == normalize_text(str(reference_of(ex)), case_sensitive=cs)
             )
-    return _scores("exact_match", flags, examples, invalid)
+    return MetricScores.of_flags("exact_match", flags, examples, {"invalid": invalid})
 
 
 @metric("numeric_match")
@@ -94,7 +80,7 @@ def numeric_match(
         if pred is None:
             invalid += 1
         flags.append(pred is not None and numbers_match(pred, ref))
-    return _scores("numeric_match", flags, examples, invalid)
+    return MetricScores.of_flags("numeric_match", flags, examples, {"invalid": invalid})
 
 
 def chrf_from_stats(stats: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
