@@ -91,6 +91,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 _ENGINES: dict[str, Store] = {}
 
 
+def engine_for(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url``; a URL it cannot use is a :class:`TunecheckError`."""
+    try:
+        return create_engine(url, future=True)
+    except Exception as err:
+        raise TunecheckError(
+            f"cannot open the run store: {err}",
+            where=url,
+            hint="pass a SQLAlchemy URL with --store or TUNECHECK_STORE",
+        ) from None
+
+
 def open_store(url: str | None = None) -> Store:
     """Open (creating and migrating as needed) the store at ``url``.
 
@@ -112,14 +124,7 @@ def open_store(url: str | None = None) -> Store:
         key = f"sqlite:///{path.resolve()}"
     if key in _ENGINES:
         return _ENGINES[key]
-    try:
-        engine = create_engine(key, future=True)
-    except Exception as err:
-        raise TunecheckError(
-            f"cannot open the run store: {err}",
-            where=url,
-            hint="pass a SQLAlchemy URL with --store or TUNECHECK_STORE",
-        ) from None
+    engine = engine_for(key)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:

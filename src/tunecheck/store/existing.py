@@ -57,14 +57,9 @@ def open_existing_store(url: str | None = None) -> Store:
 def _has_runs_table(url: str) -> bool:
     from sqlalchemy import create_engine, inspect
 
-    try:
-        engine = create_engine(url, future=True)
-    except Exception as err:
-        raise TunecheckError(
-            f"cannot open the run store: {err}",
-            where=url,
-            hint="pass a SQLAlchemy URL with --store or TUNECHECK_STORE",
-        ) from None
+    from tunecheck.store.connection import engine_for
+
+    engine = engine_for(url)
     try:
         if engine.dialect.name == "sqlite":
             path = _sqlite_path(url)
