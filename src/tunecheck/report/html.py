@@ -35,9 +35,7 @@ def render_html(store: Store, run_id: str, *, max_examples: int = 200) -> str:
                 {"title": f"{title} (vs {b})", "task": view.task.name, "total": len(idx),
                  "rows": example_rows(view, idx[:max_examples], b)}
             )  # fmt: skip
-    reviewed = reviews_with_judge(store, data.id, data.result)
-    ctx["reviews"] = [s for s, _ in reviewed]
-    ctx["judge_agreement"] = {s.review_id: a for s, a in reviewed if a is not None}
+    ctx.update(reviews_with_judge(store, data.id, data.result))
     return (
         environment()
         .get_template("report.html")

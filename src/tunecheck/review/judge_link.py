@@ -63,19 +63,20 @@ def load_judge_verdicts(path: str | Path) -> dict[str, str]:
     return out
 
 
-def reviews_with_judge(
-    store: Store, run_id: str, result: RunResult
-) -> list[tuple[ReviewSummary, Agreement | None]]:
-    """The run's reviews (newest first), each with the judge–human agreement when the run's
-    own pairwise judge judged the same pair (``None`` otherwise): what the run page and the
-    HTML report show."""
+def reviews_with_judge(store: Store, run_id: str, result: RunResult) -> dict[str, Any]:
+    """What the run page and the HTML report show of the run's reviews: ``reviews`` (their
+    summaries, newest first) and ``judge_agreement`` (review id -> the judge–human agreement,
+    for each review whose pair the run's own pairwise judge also judged)."""
     from tunecheck.review.reviews import reviews_of, summarize
 
-    out: list[tuple[ReviewSummary, Agreement | None]] = []
+    reviews: list[ReviewSummary] = []
+    agreement: dict[str, Agreement] = {}
     for r in reviews_of(store, run_id):
         s = summarize(store, r["id"])
+        reviews.append(s)
         verdicts = judge_verdicts_from_run(
             result, task=s.task, candidate=s.candidate, baseline=s.baseline
         )
-        out.append((s, judge_human_agreement(s.per_example, verdicts) if verdicts else None))
-    return out
+        if verdicts:
+            agreement[s.review_id] = judge_human_agreement(s.per_example, verdicts)
+    return {"reviews": reviews, "judge_agreement": agreement}

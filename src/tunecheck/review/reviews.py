@@ -37,7 +37,6 @@ from tunecheck.store.schema import (
     ReviewItemRow,
     ReviewLabelRow,
     ReviewRow,
-    RunRow,
     utcnow,
 )
 
@@ -187,7 +186,7 @@ def create_review(
 
 def reviews_of(store: Store, run_id: str) -> list[dict[str, Any]]:
     """The run's reviews, newest first (run id prefixes accepted)."""
-    full = _full_run_id(store, run_id)
+    full = store.resolve_run_id(run_id)
     with _session(store) as s:
         rows = s.scalars(
             select(ReviewRow).where(ReviewRow.run_id == full).order_by(ReviewRow.created_at.desc())
@@ -199,15 +198,6 @@ def reviews_of(store: Store, run_id: str) -> list[dict[str, Any]]:
             }
             for r in rows
         ]  # fmt: skip
-
-
-def _full_run_id(store: Store, run_id: str) -> str:
-    """The full id of a run, without reading its stored result (megabytes for a big run:
-    the run page asks for its reviews on every request)."""
-    with _session(store) as s:
-        if s.scalar(select(RunRow.id).where(RunRow.id == run_id)) is not None:
-            return run_id
-    return store.get_run(run_id).id  # a prefix: the store resolves it (and names errors)
 
 
 def reissue_tokens(store: Store, review_id: str) -> list[IssuedReviewer]:
@@ -491,7 +481,7 @@ class BlindCheckStatus(BaseModel):
 def blind_check_status(store: Store, run_id: str, alpha: float = 0.05) -> BlindCheckStatus:
     """Where the blind human check of ``run_id`` stands (its most recent review)."""
     reviews = reviews_of(store, run_id)
-    full = _full_run_id(store, run_id)
+    full = store.resolve_run_id(run_id)
     if not reviews:
         return BlindCheckStatus(run_id=full, state="none")
     summary = summarize(store, reviews[0]["id"], confidence=1 - alpha)
@@ -510,7 +500,7 @@ def blind_check_status(store: Store, run_id: str, alpha: float = 0.05) -> BlindC
 
 def export_labels(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every label of every review of a run, undone (who won) and as shown (A/B)."""
-    full = _full_run_id(store, run_id)
+    full = store.resolve_run_id(run_id)
     with _session(store) as s:
         q = (
             select(ReviewRow, ReviewItemRow, ReviewerRow, ReviewLabelRow)

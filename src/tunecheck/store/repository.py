@@ -406,27 +406,40 @@ class Store:
             )
             return [RunRecord(**_run_fields(r)) for r in rows]
 
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of the run ``run_id`` names (an id or a unique prefix), reading only
+        ids, never a stored result (megabytes for a big run).
+
+        Raises :class:`~tunecheck.errors.TunecheckError` for an unknown id or an
+        ambiguous prefix.
+        """
+        with self._session() as s:
+            if s.scalar(select(RunRow.id).where(RunRow.id == run_id)) is not None:
+                return run_id
+            matches = list(
+                s.scalars(select(RunRow.id).where(RunRow.id.startswith(run_id)).limit(2))
+            )
+        if len(matches) != 1:
+            raise TunecheckError(
+                f"no run {run_id!r} in the store"
+                if not matches
+                else f"run id prefix {run_id!r} is ambiguous",
+                where=self.url,
+                hint="list runs with `tunecheck runs`",
+            )
+        return matches[0]
+
     def get_run(self, run_id: str) -> RunDetail:
         """A run with its contenders and stored result; unique id prefixes are accepted.
 
         Raises :class:`~tunecheck.errors.TunecheckError` for an unknown id or an
         ambiguous prefix.
         """
+        full = self.resolve_run_id(run_id)
         with self._session() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                matches = list(
-                    s.scalars(select(RunRow).where(RunRow.id.startswith(run_id)).limit(2))
-                )
-                if len(matches) != 1:
-                    raise TunecheckError(
-                        f"no run {run_id!r} in the store"
-                        if not matches
-                        else f"run id prefix {run_id!r} is ambiguous",
-                        where=self.url,
-                        hint="list runs with `tunecheck runs`",
-                    )
-                row = matches[0]
+            row = s.get(RunRow, full)
+            if row is None:  # deleted between the two reads
+                raise TunecheckError(f"no run {run_id!r} in the store", where=self.url)
             contenders = s.scalars(
                 select(ContenderRow).where(ContenderRow.run_id == row.id).order_by(ContenderRow.id)
             )

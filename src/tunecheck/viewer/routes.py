@@ -41,9 +41,7 @@ def register(app: FastAPI, page: Callable[..., HTMLResponse], forbidden: Callabl
         )  # fmt: skip
         from tunecheck.review.judge_link import reviews_with_judge
 
-        reviewed = reviews_with_judge(store, data.id, data.result)
-        ctx["reviews"] = [s for s, _ in reviewed]
-        ctx["judge_agreement"] = {s.review_id: a for s, a in reviewed if a is not None}
+        ctx.update(reviews_with_judge(store, data.id, data.result))
         return page(request, "run.html", **ctx)
 
     @app.get("/compare", response_class=HTMLResponse)
